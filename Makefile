@@ -1,0 +1,42 @@
+# ctb: build, test, lint, demo, benchmarks, fixtures, fuzzing.
+CARGO ?= cargo
+FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 60
+
+.PHONY: build test lint demo bench soak fixtures expected fuzz clean
+
+build:
+	$(CARGO) build --release --workspace
+
+test: build
+	$(CARGO) test --release --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+demo: build
+	bash examples/demo-quick.sh
+
+bench: build
+	bash bench/run.sh
+
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --test soak -- --ignored --nocapture
+
+# Re-record every fixture from a real tmux, then regenerate expected files.
+fixtures: build
+	bash fixtures/record.sh
+	$(MAKE) expected
+
+expected: build
+	for f in fixtures/tmux-*/*.raw; do \
+		./target/release/ctb replay "$$f" > "$${f%.raw}.expected.jsonl" || exit 1; \
+	done
+
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd parser && $(CARGO) +nightly fuzz run parse -- -max_total_time=$(FUZZ_SECONDS)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,387 @@
+//! The lifecycle daemon: one per tmux server, gone with its last session.
+//!
+//! `ctb daemon run` (spawned by `session-create` and `daemon start`, never
+//! by hand) takes the server's kernel lock, binds its request socket, tells
+//! its spawner it is ready through an inherited pipe, and runs the watcher
+//! in [`Mode::Marked`] until the last watched session closes. Requests are
+//! one JSON line each way over the socket: `watch`, `status`, `stop`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use tmux_control::SessionId;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::control::TmuxControl;
+use crate::item_json::lossy;
+use crate::lock::{find_owner, DaemonLock};
+use crate::runtime::{runtime_dir, ServerFiles};
+use crate::timefmt::now_rfc3339;
+use crate::tmux::Server;
+use crate::watch::{self, EndReason, Mode, Request, Watcher};
+
+/// The environment variable naming the readiness pipe's fd.
+const READY_FD_ENV: &str = "CTB_READY_FD";
+/// How long a spawner waits for the daemon to become ready.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one request may take to be answered.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs the daemon in this process (`ctb daemon run`).
+pub fn run_daemon(server: Server) -> Result<()> {
+    let ready = take_ready_fd();
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, &server);
+    let mut lock = DaemonLock::acquire(&files.lock).context("taking the daemon lock")?;
+    let started = now_rfc3339();
+    lock.write_owner(std::process::id(), &started)?;
+    tracing::info!(pid = std::process::id(), socket = %server.socket_path().display(), "daemon starting");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let result = rt.block_on(daemon_main(server.clone(), &files, started, ready));
+    let _ = std::fs::remove_file(&files.sock);
+    lock.release();
+    match &result {
+        Ok(reason) => tracing::info!(reason = reason.as_str(), "daemon exiting"),
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "daemon failed"),
+    }
+    result.map(|_| ())
+}
+
+fn take_ready_fd() -> Option<OwnedFd> {
+    let fd: i32 = std::env::var(READY_FD_ENV).ok()?.parse().ok()?;
+    std::env::remove_var(READY_FD_ENV);
+    // Only trust an fd that is open: fcntl fails on a closed one.
+    let borrowed = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(borrowed).ok()?;
+    // SAFETY: the spawner passed this open fd to us for our sole use.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+async fn daemon_main(
+    server: Server,
+    files: &ServerFiles,
+    started: String,
+    ready: Option<OwnedFd>,
+) -> Result<EndReason> {
+    // We hold the lock: any socket file left is a dead daemon's.
+    let _ = std::fs::remove_file(&files.sock);
+    let listener = UnixListener::bind(&files.sock).with_context(|| format!("binding {}", files.sock.display()))?;
+    if let Some(fd) = ready {
+        let mut f = std::fs::File::from(fd);
+        let _ = f.write_all(b"ready\n");
+    }
+    let (tx, rx) = mpsc::channel::<Request>(64);
+    let accept = tokio::spawn(accept_loop(listener, tx));
+    let mut source = TmuxControl::new(server.clone());
+    let mut watcher = Watcher::new(Mode::Marked);
+    let pid = std::process::id();
+    let socket = server.socket_path().display().to_string();
+    let status = move |w: &Watcher| {
+        json!({
+            "running": true,
+            "pid": pid,
+            "socket": socket,
+            "watched": w.watched().map(|(_, n)| lossy(n)).collect::<Vec<_>>(),
+            "watched_ids": w.watched().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
+            "started": started,
+            "events": w.notifications(),
+        })
+    };
+    let result = watch::run(&mut source, &mut watcher, Some(rx), status, |_| {}).await;
+    // Stop answering before the lock is released: a request that races
+    // with shutdown sees the socket gone (or closed) and starts a new daemon.
+    let _ = std::fs::remove_file(&files.sock);
+    accept.abort();
+    result
+}
+
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Request>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut line = String::new();
+            if tokio::io::BufReader::new(r).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let reply = serve(&line, &tx).await;
+            let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
+        });
+    }
+}
+
+async fn serve(line: &str, tx: &mpsc::Sender<Request>) -> Value {
+    let req: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({"ok": false, "error": format!("bad request: {e}")}),
+    };
+    match req["op"].as_str() {
+        Some("watch") => {
+            let Some(id) = req["session_id"].as_str().and_then(|s| s.parse::<SessionId>().ok()) else {
+                return json!({"ok": false, "error": "watch needs a session_id like $3"});
+            };
+            let (otx, orx) = oneshot::channel();
+            if tx.send(Request::Watch(id, otx)).await.is_err() {
+                return json!({"ok": false, "error": "the daemon is stopping"});
+            }
+            match orx.await {
+                Ok(Ok(())) => json!({"ok": true, "pid": std::process::id()}),
+                Ok(Err(e)) => json!({"ok": false, "error": e}),
+                Err(_) => json!({"ok": false, "error": "the daemon is stopping"}),
+            }
+        }
+        Some("status") => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Request::Status(otx)).await;
+            match orx.await {
+                Ok(v) => v,
+                Err(_) => json!({"ok": false, "error": "the daemon is stopping"}),
+            }
+        }
+        Some("stop") => {
+            let (otx, orx) = oneshot::channel();
+            let _ = tx.send(Request::Stop(otx)).await;
+            let _ = orx.await;
+            json!({"ok": true, "stopping": true})
+        }
+        _ => json!({"ok": false, "error": "unknown op"}),
+    }
+}
+
+/// Sends one request to the daemon; `None` if no daemon answers (no
+/// socket, refused, or closed without a reply).
+pub fn request(files: &ServerFiles, req: &Value) -> Option<Value> {
+    let mut s = UnixStream::connect(&files.sock).ok()?;
+    s.set_read_timeout(Some(REQUEST_DEADLINE)).ok()?;
+    s.write_all(format!("{req}\n").as_bytes()).ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// The daemon's pid after making sure it runs and watches `session`.
+pub fn ensure_watched(server: &Server, session: SessionId) -> Result<u32> {
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, server);
+    let req = json!({"op": "watch", "session_id": session.to_string()});
+    // Serialize spawners on the log file (which outlives daemons anyway):
+    // exactly one of many concurrent callers starts the daemon.
+    let log = open_log(&files.log)?;
+    rustix::fs::flock(&log, rustix::fs::FlockOperation::LockExclusive)?;
+    for attempt in 0..3 {
+        if let Some(reply) = request(&files, &req) {
+            if reply["ok"] == true {
+                return Ok(reply["pid"].as_u64().unwrap_or_default() as u32);
+            }
+            let err = reply["error"].as_str().unwrap_or("unknown error").to_owned();
+            if !err.contains("stopping") {
+                bail!("the daemon refused to watch {session}: {err}");
+            }
+        }
+        tracing::debug!(attempt, "no daemon answered; starting one");
+        spawn_daemon(server, &files)?;
+    }
+    Err(anyhow!("could not get a daemon to watch {session}"))
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Starts `ctb daemon run` detached (new session, stdio to the log) and
+/// waits for it to say it is ready.
+pub fn spawn_daemon(server: &Server, files: &ServerFiles) -> Result<u32> {
+    let exe = std::env::current_exe().context("finding the ctb binary")?;
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // A fresh open file description: flock belongs to the description, and
+    // the spawner's lock on the log must not live on in the daemon's stdio.
+    let stdio = open_log(&files.log)?;
+    let mut cmd = Command::new(exe);
+    cmd.args(global_args(server))
+        .args(["daemon", "run"])
+        .env(READY_FD_ENV, format!("{}", std::os::fd::AsRawFd::as_raw_fd(&wr)))
+        .stdin(Stdio::null())
+        .stdout(stdio.try_clone()?)
+        .stderr(stdio);
+    let wr_raw = std::os::fd::AsRawFd::as_raw_fd(&wr);
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::setsid()?;
+            let fd = rustix::fd::BorrowedFd::borrow_raw(wr_raw);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the daemon")?;
+    drop(wr);
+    let pid = child.id();
+    let mut buf = [0u8; 16];
+    let deadline = Instant::now() + READY_DEADLINE;
+    let got = wait_readable(&rd, deadline).then(|| std::fs::File::from(rd).read(&mut buf).unwrap_or(0));
+    match got {
+        Some(n) if buf[..n].starts_with(b"ready") => Ok(pid),
+        Some(_) => {
+            // It exited before becoming ready: reap it, report its log.
+            let _ = child.wait();
+            bail!("the daemon exited while starting; see {}", files.log.display())
+        }
+        None => {
+            // Ours and stuck: stop it rather than leave it behind.
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the daemon did not become ready within {}s; see {}", READY_DEADLINE.as_secs(), files.log.display())
+        }
+    }
+}
+
+/// Waits until `fd` is readable or `deadline` passes (a deadline, not a
+/// poll loop: one blocking `poll(2)` per wake-up).
+pub fn wait_readable(fd: impl AsFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ts = rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The global flags that select `server`, for a re-exec of ctb.
+pub fn global_args(server: &Server) -> Vec<std::ffi::OsString> {
+    server.args()
+}
+
+/// `ctb daemon status` fields.
+pub fn status(server: &Server) -> Result<Value> {
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, server);
+    if let Some(v) = request(&files, &json!({"op": "status"})) {
+        if v["running"] == true {
+            return Ok(v);
+        }
+    }
+    let owner = find_owner(&files.lock)?;
+    Ok(json!({
+        "running": owner.is_some(),
+        "pid": owner.as_ref().map(|o| o.pid),
+        "socket": server.socket_path().display().to_string(),
+        "watched": [],
+        "started": owner.as_ref().map(|o| o.started.clone()),
+        "events": Value::Null,
+        "responding": false,
+    }))
+}
+
+/// How `daemon stop` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    NotRunning,
+    Graceful,
+    Terminated,
+    Killed,
+}
+
+impl Stopped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stopped::NotRunning => "not-running",
+            Stopped::Graceful => "graceful",
+            Stopped::Terminated => "sigterm",
+            Stopped::Killed => "sigkill",
+        }
+    }
+}
+
+/// Stops this server's daemon: ask over the socket, then SIGTERM, then
+/// SIGKILL, each with a deadline, each signal sent through a pidfd of a
+/// process proven to hold the lock. Sessions are left alone.
+pub fn stop(server: &Server) -> Result<(Stopped, Option<u32>)> {
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, server);
+    let Some(owner) = find_owner(&files.lock)? else {
+        cleanup_stale(&files);
+        return Ok((Stopped::NotRunning, None));
+    };
+    let step = Duration::from_secs(3);
+    let _ = request(&files, &json!({"op": "stop"}));
+    if wait_readable(&owner.pidfd, Instant::now() + step) {
+        return Ok((Stopped::Graceful, Some(owner.pid)));
+    }
+    use rustix::process::{pidfd_send_signal, Signal};
+    pidfd_send_signal(&owner.pidfd, Signal::TERM)?;
+    if wait_readable(&owner.pidfd, Instant::now() + step) {
+        return Ok((Stopped::Terminated, Some(owner.pid)));
+    }
+    pidfd_send_signal(&owner.pidfd, Signal::KILL)?;
+    wait_readable(&owner.pidfd, Instant::now() + step);
+    cleanup_stale(&files);
+    Ok((Stopped::Killed, Some(owner.pid)))
+}
+
+/// Removes a dead daemon's files (only while holding its lock).
+fn cleanup_stale(files: &ServerFiles) {
+    if let Ok(Some(lock)) = DaemonLock::try_acquire(&files.lock) {
+        let _ = std::fs::remove_file(&files.sock);
+        lock.release();
+    }
+}
+
+/// `ctb daemon wait`: until this server's daemon has exited (or the
+/// deadline passes). `Ok(true)` if no daemon runs afterwards.
+pub fn wait_exit(server: &Server, timeout: Duration) -> Result<bool> {
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, server);
+    match find_owner(&files.lock)? {
+        None => Ok(true),
+        Some(owner) => Ok(wait_readable(&owner.pidfd, Instant::now() + timeout)),
+    }
+}
+
+/// `ctb daemon start`: make sure a daemon runs for this server.
+pub fn start(server: &Server) -> Result<Value> {
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, server);
+    let log = open_log(&files.log)?;
+    rustix::fs::flock(&log, rustix::fs::FlockOperation::LockExclusive)?;
+    if request(&files, &json!({"op": "status"})).is_none() {
+        spawn_daemon(server, &files)?;
+    }
+    status(server)
+}
+
+/// The last `n` lines of this server's daemon log.
+pub fn logs(server: &Server, n: usize) -> Result<Vec<String>> {
+    let dir = runtime_dir()?;
+    let files = ServerFiles::new(&dir, server);
+    let text = match std::fs::read(&files.log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", files.log.display())),
+    };
+    let lines: Vec<String> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(lossy).collect();
+    Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+}

@@ -1,0 +1,123 @@
+//! The daemon's kernel lock: one daemon per tmux server.
+//!
+//! An exclusive `flock` on `<key>.lock`, held for the daemon's whole life;
+//! the kernel drops it when the process dies, even by SIGKILL, so a stale
+//! file never blocks the next daemon. The file holds the daemon's pid and
+//! start time, which are only trusted after proving (via `/proc/PID/fd`)
+//! that the process holds this very file open while the lock is taken.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+
+/// A held daemon lock; the file is removed when the daemon exits cleanly.
+#[derive(Debug)]
+pub struct DaemonLock {
+    file: File,
+    path: PathBuf,
+}
+
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+impl DaemonLock {
+    /// Takes the lock, waiting while another daemon holds it (a daemon that
+    /// is shutting down releases it within milliseconds).
+    pub fn acquire(path: &Path) -> std::io::Result<DaemonLock> {
+        loop {
+            let file = open_lock(path)?;
+            flock(&file, FlockOperation::LockExclusive)?;
+            // The previous holder may have unlinked the file before
+            // releasing it: then our lock is on a dead inode. Start over.
+            if same_file(&file, path) {
+                return Ok(DaemonLock { file, path: path.to_owned() });
+            }
+        }
+    }
+
+    /// Takes the lock only if it is free.
+    pub fn try_acquire(path: &Path) -> std::io::Result<Option<DaemonLock>> {
+        let file = match open_lock(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) if same_file(&file, path) => Ok(Some(DaemonLock { file, path: path.to_owned() })),
+            Ok(()) => Ok(None),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records who holds the lock.
+    pub fn write_owner(&mut self, pid: u32, started: &str) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        writeln!(self.file, "{pid}\n{started}")?;
+        self.file.sync_data()
+    }
+
+    /// Removes the file, then releases the lock (in that order, so a waiter
+    /// never keeps a lock on a removed file: see `acquire`).
+    pub fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.file);
+    }
+}
+
+/// A running daemon, proven to hold the lock file.
+#[derive(Debug)]
+pub struct Owner {
+    pub pid: u32,
+    pub started: String,
+    pub pidfd: rustix::fd::OwnedFd,
+}
+
+/// Finds the daemon holding the lock at `path`, proving it: the lock is
+/// held, and the pid (opened as a pidfd first, so it cannot be recycled
+/// under us) has the lock file open. `None` if no daemon holds it.
+pub fn find_owner(path: &Path) -> std::io::Result<Option<Owner>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if flock(&file, FlockOperation::NonBlockingLockShared).is_ok() {
+        // Nobody holds it exclusively: no daemon.
+        return Ok(None);
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let mut lines = text.lines();
+    let Some(pid) = lines.next().and_then(|l| l.trim().parse::<u32>().ok()) else { return Ok(None) };
+    let started = lines.next().unwrap_or_default().to_owned();
+    let Some(raw) = rustix::process::Pid::from_raw(pid as i32) else { return Ok(None) };
+    let pidfd = match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(None),
+    };
+    let md = file.metadata()?;
+    let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))?
+        .flatten()
+        .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == md.dev() && m.ino() == md.ino()));
+    Ok(holds.then_some(Owner { pid, started, pidfd }))
+}

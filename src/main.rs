@@ -1,0 +1,5 @@
+//! The `ctb` binary.
+
+fn main() -> std::process::ExitCode {
+    ctb::cli::main()
+}

@@ -1,0 +1,33 @@
+//! `ctb replay`: parse a recorded control-mode stream and print its items.
+
+use std::io::{self, BufWriter, Read, Write};
+
+use tmux_control::Parser;
+
+use crate::item_json::item_to_json;
+
+/// Reads `input` to the end and writes one JSON line per item to `out`.
+pub fn replay(mut input: impl Read, out: impl Write) -> io::Result<()> {
+    let mut out = BufWriter::new(out);
+    let mut parser = Parser::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut eof = false;
+    while !eof {
+        let n = match input.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            parser.finish();
+            eof = true;
+        } else {
+            parser.feed(&buf[..n]);
+        }
+        while let Some(item) = parser.next_item() {
+            serde_json::to_writer(&mut out, &item_to_json(&item))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()
+}

@@ -1,0 +1,106 @@
+//! ctb's private runtime directory and the per-server files in it.
+//!
+//! `$XDG_RUNTIME_DIR/ctb/`, else `/tmp/ctb-<uid>/`; created 0700 and
+//! refused if it is a symlink, not ours, or open to group or others. Each
+//! tmux server gets `<key>.lock` (the daemon's kernel lock, with its pid),
+//! `<key>.sock` (its request socket) and `<key>.log`; `<key>` is derived
+//! from the server's socket path, so two servers never share a daemon.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::tmux::Server;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeDirError {
+    #[error("runtime directory {0} is a symlink; refusing to use it")]
+    Symlink(PathBuf),
+    #[error("runtime directory {0} is not a directory")]
+    NotDir(PathBuf),
+    #[error("runtime directory {path} is owned by uid {owner}, not by you (uid {uid})")]
+    NotOwned { path: PathBuf, owner: u32, uid: u32 },
+    #[error("runtime directory {path} has mode {mode:o}; it must not be accessible to group or others (chmod 700)")]
+    Mode { path: PathBuf, mode: u32 },
+    #[error("cannot create runtime directory {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The runtime directory's location (not checked).
+pub fn runtime_dir_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(x) => Path::new(&x).join("ctb"),
+        None => PathBuf::from(format!("/tmp/ctb-{}", rustix::process::getuid().as_raw())),
+    }
+}
+
+/// Creates (if needed) and checks the runtime directory.
+pub fn runtime_dir() -> Result<PathBuf, RuntimeDirError> {
+    let path = runtime_dir_path();
+    match fs::DirBuilder::new().mode(0o700).create(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(RuntimeDirError::Io { path, source }),
+    }
+    check_private_dir(&path)?;
+    Ok(path)
+}
+
+/// Refuses a directory that is a symlink, not ours, or not private.
+pub fn check_private_dir(path: &Path) -> Result<(), RuntimeDirError> {
+    let md = fs::symlink_metadata(path).map_err(|source| RuntimeDirError::Io { path: path.into(), source })?;
+    if md.file_type().is_symlink() {
+        return Err(RuntimeDirError::Symlink(path.into()));
+    }
+    if !md.is_dir() {
+        return Err(RuntimeDirError::NotDir(path.into()));
+    }
+    let uid = rustix::process::getuid().as_raw();
+    if md.uid() != uid {
+        return Err(RuntimeDirError::NotOwned { path: path.into(), owner: md.uid(), uid });
+    }
+    if md.mode() & 0o077 != 0 {
+        return Err(RuntimeDirError::Mode { path: path.into(), mode: md.mode() & 0o7777 });
+    }
+    Ok(())
+}
+
+/// The files of one tmux server's daemon.
+#[derive(Debug, Clone)]
+pub struct ServerFiles {
+    pub lock: PathBuf,
+    pub sock: PathBuf,
+    pub log: PathBuf,
+}
+
+impl ServerFiles {
+    pub fn new(dir: &Path, server: &Server) -> Self {
+        let key = server_key(&server.socket_path());
+        ServerFiles {
+            lock: dir.join(format!("{key}.lock")),
+            sock: dir.join(format!("{key}.sock")),
+            log: dir.join(format!("{key}.log")),
+        }
+    }
+}
+
+/// A file-name-safe key for a socket path: its last component (for people)
+/// and a hash of the whole path (for uniqueness).
+pub fn server_key(socket: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = socket.as_os_str().as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let label: String = socket
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(40)
+        .collect();
+    format!("{label}-{h:016x}")
+}

@@ -1,0 +1,195 @@
+//! Which tmux server ctb talks to, and one-shot tmux commands.
+//!
+//! Arguments always go to tmux as separate argv elements: no shell ever sees
+//! a session name.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Errors from running tmux.
+#[derive(Debug, thiserror::Error)]
+pub enum TmuxError {
+    #[error("tmux is not installed or not on PATH")]
+    NotFound,
+    #[error("could not run tmux: {0}")]
+    Spawn(std::io::Error),
+    #[error("no tmux server is running on {0}")]
+    NoServer(String),
+    #[error("tmux {command}: {message}")]
+    Failed { command: String, message: String },
+}
+
+/// How the user selected the tmux server (`-L`, `-S`, `-f` as tmux has them).
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    pub label: Option<String>,
+    pub path: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// The list-sessions format the watcher and `session-list` parse.
+/// The name goes last: it may contain spaces.
+pub const SESSION_FORMAT: &str =
+    "#{session_id} #{?@ctb-watched,1,0} #{session_windows} #{session_attached} #{session_created} #{session_name}";
+
+/// One row of [`SESSION_FORMAT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: tmux_control::SessionId,
+    pub watched: bool,
+    pub windows: u32,
+    pub attached: u32,
+    pub created: u64,
+    pub name: Vec<u8>,
+}
+
+impl SessionRow {
+    /// Parses one output line; `None` if it is not in our format.
+    pub fn parse(line: &[u8]) -> Option<SessionRow> {
+        let mut it = line.splitn(6, |&b| b == b' ');
+        let id = tmux_control::SessionId::from_bytes(it.next()?)?;
+        let watched = it.next()? == b"1";
+        let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+        let windows = num(it.next()?)? as u32;
+        let attached = num(it.next()?)? as u32;
+        let created = num(it.next()?)?;
+        let name = it.next()?.to_vec();
+        Some(SessionRow { id, watched, windows, attached, created, name })
+    }
+}
+
+impl Server {
+    /// The global arguments that select this server.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a = Vec::new();
+        if let Some(l) = &self.label {
+            a.push("-L".into());
+            a.push(l.into());
+        }
+        if let Some(p) = &self.path {
+            a.push("-S".into());
+            a.push(p.into());
+        }
+        if let Some(f) = &self.config {
+            a.push("-f".into());
+            a.push(f.into());
+        }
+        a
+    }
+
+    /// The socket path tmux itself would use for this selection.
+    pub fn socket_path(&self) -> PathBuf {
+        if let Some(p) = &self.path {
+            return absolute(p);
+        }
+        if self.label.is_none() {
+            // Without -L/-S, a client inside tmux uses $TMUX's socket.
+            if let Some(t) = std::env::var_os("TMUX") {
+                let t = t.to_string_lossy().into_owned();
+                if let Some(p) = t.split(',').next().filter(|p| !p.is_empty()) {
+                    return PathBuf::from(p);
+                }
+            }
+        }
+        let tmpdir = std::env::var_os("TMUX_TMPDIR").filter(|v| !v.is_empty()).unwrap_or_else(|| "/tmp".into());
+        let uid = rustix::process::getuid().as_raw();
+        Path::new(&tmpdir).join(format!("tmux-{uid}")).join(self.label.as_deref().unwrap_or("default"))
+    }
+
+    /// A `tmux` command for this server, not yet run.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(tmux_bin());
+        c.args(self.args());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs tmux with `args`; its stdout on success.
+    pub fn run<I, S>(&self, args: I) -> Result<Vec<u8>, TmuxError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let out = self.command().args(&args).output().map_err(spawn_error)?;
+        self.check(&args, out)
+    }
+
+    fn check(&self, args: &[OsString], out: Output) -> Result<Vec<u8>, TmuxError> {
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if is_no_server(&message) {
+            return Err(TmuxError::NoServer(self.socket_path().display().to_string()));
+        }
+        let command = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        Err(TmuxError::Failed { command, message })
+    }
+
+    /// All sessions, or an empty list when no server runs.
+    pub fn list_sessions(&self) -> Result<Vec<SessionRow>, TmuxError> {
+        self.list_sessions_or_none().map(Option::unwrap_or_default)
+    }
+
+    /// All sessions; `None` when no server runs.
+    pub fn list_sessions_or_none(&self) -> Result<Option<Vec<SessionRow>>, TmuxError> {
+        match self.run(["list-sessions", "-F", SESSION_FORMAT]) {
+            Ok(out) => Ok(Some(out.split(|&b| b == b'\n').filter_map(SessionRow::parse).collect())),
+            Err(TmuxError::NoServer(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The tmux binary: `$CTB_TMUX` if set (tests), else `tmux` from PATH.
+pub fn tmux_bin() -> OsString {
+    std::env::var_os("CTB_TMUX").unwrap_or_else(|| "tmux".into())
+}
+
+pub fn spawn_error(e: std::io::Error) -> TmuxError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        TmuxError::NotFound
+    } else {
+        TmuxError::Spawn(e)
+    }
+}
+
+/// tmux's messages for "nothing listens on that socket".
+pub fn is_no_server(message: &str) -> bool {
+    message.contains("no server running")
+        || message.contains("error connecting to")
+        || message.contains("No such file or directory")
+        || message.starts_with("no sessions")
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// A target that matches exactly this session name (never a prefix).
+pub fn exact(name: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut v = b"=".to_vec();
+    v.extend_from_slice(name);
+    OsString::from_vec(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_session_rows() {
+        let r = SessionRow::parse(b"$3 1 2 0 1700000000 my name").unwrap();
+        assert_eq!(r.id.0, 3);
+        assert!(r.watched);
+        assert_eq!(r.name, b"my name");
+        assert!(SessionRow::parse(b"garbage").is_none());
+    }
+}

@@ -1,0 +1,123 @@
+//! The watcher: a pure state machine ([`state`]) and the thin async loop
+//! that connects it to a [`ControlSource`], requests and signals.
+//!
+//! While idle the loop is blocked on the control client's output, the
+//! request channel and the signal streams: no timer, no polling.
+
+pub mod state;
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use tmux_control::SessionId;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+pub use state::{Action, EndReason, Event, EventKind, Input, Mode, Watcher};
+
+use crate::control::ControlSource;
+use crate::item_json::lossy;
+use crate::timefmt::now_rfc3339;
+
+/// A request to a running watcher (from the daemon's socket).
+#[derive(Debug)]
+pub enum Request {
+    /// Answer once the session is watched (or why it cannot be).
+    Watch(SessionId, oneshot::Sender<Result<(), String>>),
+    /// The watcher's status as JSON fields.
+    Status(oneshot::Sender<Value>),
+    /// Stop gracefully.
+    Stop(oneshot::Sender<()>),
+}
+
+/// An event as the JSON line `ctb watch` prints.
+pub fn event_json(e: &Event) -> Value {
+    json!({
+        "event": e.kind.as_str(),
+        "session": lossy(&e.name),
+        "session_id": e.session.to_string(),
+        "time": now_rfc3339(),
+    })
+}
+
+/// The closing JSON line.
+pub fn end_json(reason: EndReason) -> Value {
+    json!({ "event": "watch-end", "reason": reason.as_str(), "time": now_rfc3339() })
+}
+
+/// Runs the watcher until it stops; returns why.
+pub async fn run(
+    source: &mut dyn ControlSource,
+    watcher: &mut Watcher,
+    mut requests: Option<mpsc::Receiver<Request>>,
+    status: impl Fn(&Watcher) -> Value,
+    mut on_event: impl FnMut(&Event),
+) -> anyhow::Result<EndReason> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut replies: HashMap<u64, oneshot::Sender<Result<(), String>>> = HashMap::new();
+    let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut next_token = 0u64;
+    let mut actions = watcher.start();
+    loop {
+        let mut queue = std::collections::VecDeque::from(std::mem::take(&mut actions));
+        while let Some(action) = queue.pop_front() {
+            tracing::trace!(?action, "action");
+            match action {
+                Action::ListOffline => {
+                    let rows = source.list_offline().await?;
+                    queue.extend(watcher.handle(Input::Listing(rows)));
+                }
+                Action::Attach(target) => source.attach(target).await?,
+                Action::Send(line) => {
+                    if let Err(e) = source.send(&line).await {
+                        // The client is leaving; its EOF is on the way.
+                        tracing::debug!(error = %e, "control client stdin closed");
+                    }
+                }
+                Action::Emit(event) => {
+                    tracing::info!(event = event.kind.as_str(), session = %lossy(&event.name), id = %event.session);
+                    on_event(&event);
+                }
+                Action::Respond(token, result) => {
+                    if let Some(tx) = replies.remove(&token) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Action::Stop(reason) => {
+                    source.detach().await;
+                    for w in stop_waiters {
+                        let _ = w.send(());
+                    }
+                    return Ok(reason);
+                }
+            }
+        }
+        let input = tokio::select! {
+            item = source.next_item() => match item {
+                Some(item) => Input::Item(item),
+                None => Input::ClientClosed,
+            },
+            Some(req) = async { match &mut requests { Some(r) => r.recv().await, None => None } } => match req {
+                Request::Watch(id, tx) => {
+                    next_token += 1;
+                    replies.insert(next_token, tx);
+                    Input::WatchRequest(next_token, id)
+                }
+                Request::Status(tx) => {
+                    let _ = tx.send(status(watcher));
+                    continue;
+                }
+                Request::Stop(tx) => {
+                    stop_waiters.push(tx);
+                    Input::StopRequest
+                }
+            },
+            _ = sigint.recv() => Input::Signal,
+            _ = sigterm.recv() => Input::Signal,
+            _ = sighup.recv() => Input::Signal,
+        };
+        actions = watcher.handle(input);
+    }
+}

@@ -1,0 +1,389 @@
+//! The watcher's pure state machine: inputs in, actions out, no I/O.
+//!
+//! It learns which sessions exist only from what the control client says:
+//! `%sessions-changed` triggers one `list-sessions` query on the control
+//! client (coalesced: at most one in flight, plus one more if something
+//! changed meanwhile), `%session-renamed` renames, and the end of the control
+//! client (`%exit`, EOF) triggers one out-of-band listing to decide between
+//! re-attaching to a surviving watched session and stopping.
+//!
+//! tmux 3.3a facts it relies on (see docs/tmux-control-mode.md):
+//! - killing the attached session gives `%sessions-changed` then `%exit`,
+//!   with no reply to a query sent in between; if that session was the
+//!   last watched one we stop at once, without another tmux round trip;
+//! - `kill-server` gives one `%sessions-changed` per session, then `%exit`;
+//! - SIGKILL of the server gives `%exit server exited unexpectedly`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use tmux_control::{Block, Item, Notification, SessionId};
+
+use crate::tmux::{SessionRow, SESSION_FORMAT};
+
+/// Which sessions are watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Every session carrying the `@ctb-watched` option (the daemon).
+    Marked,
+    /// Exactly these sessions (`ctb watch NAME...`).
+    Fixed(BTreeSet<SessionId>),
+}
+
+/// Why watching ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    LastSessionClosed,
+    ServerExited,
+    NoSessions,
+    Signal,
+    Requested,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::LastSessionClosed => "last-session-closed",
+            EndReason::ServerExited => "server-exited",
+            EndReason::NoSessions => "no-sessions",
+            EndReason::Signal => "signal",
+            EndReason::Requested => "stop-requested",
+        }
+    }
+}
+
+/// What happened to a watched session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Watched when the watcher started (the watcher is now listening).
+    Watching,
+    Created,
+    Closed,
+    Renamed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Watching => "watching",
+            EventKind::Created => "session-created",
+            EventKind::Closed => "session-closed",
+            EventKind::Renamed => "session-renamed",
+        }
+    }
+}
+
+/// An event about one watched session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub session: SessionId,
+    pub name: Vec<u8>,
+}
+
+/// What happened, fed to [`Watcher::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The answer to [`Action::ListOffline`]: `None` when no server runs.
+    Listing(Option<Vec<SessionRow>>),
+    /// An item from the control client.
+    Item(Item),
+    /// The control client's output ended (EOF).
+    ClientClosed,
+    /// A caller asks to be told once `session` is in the watched set.
+    WatchRequest(u64, SessionId),
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal,
+    /// A `daemon stop` request.
+    StopRequest,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// List sessions with a one-shot tmux command; answer with `Listing`.
+    ListOffline,
+    /// Start a control client attached to this session.
+    Attach(SessionId),
+    /// Write this command line to the control client's stdin.
+    Send(String),
+    /// Report an event.
+    Emit(Event),
+    /// Answer a watch request: `Ok` if watched, else why not.
+    Respond(u64, Result<(), String>),
+    /// Stop watching; the shell detaches and exits.
+    Stop(EndReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the first listing.
+    Starting,
+    /// A control client runs (attaching or attached).
+    Client,
+    /// The client ended; waiting for a listing.
+    Detached,
+    Stopped,
+}
+
+/// One `list-sessions` query in flight on the control client.
+#[derive(Debug, Default)]
+struct Query {
+    tokens: Vec<(u64, SessionId)>,
+}
+
+/// The watcher's state.
+#[derive(Debug)]
+pub struct Watcher {
+    mode: Mode,
+    phase: Phase,
+    /// Every session on the server (watched or not), with its name.
+    sessions: BTreeMap<SessionId, Vec<u8>>,
+    watched: BTreeSet<SessionId>,
+    attached: Option<SessionId>,
+    in_flight: VecDeque<Query>,
+    /// Something changed after the in-flight query was sent.
+    dirty: bool,
+    /// Watch requests waiting for the next query to be sent.
+    waiting: Vec<(u64, SessionId)>,
+    /// `%sessions-changed` seen since the last reconcile.
+    unreconciled: u32,
+    exit_reason: Option<Vec<u8>>,
+    notifications: u64,
+}
+
+/// The query the watcher sends to learn which sessions exist.
+pub fn list_sessions_command() -> String {
+    format!("list-sessions -F '{SESSION_FORMAT}'")
+}
+
+impl Watcher {
+    pub fn new(mode: Mode) -> Self {
+        Watcher {
+            mode,
+            phase: Phase::Starting,
+            sessions: BTreeMap::new(),
+            watched: BTreeSet::new(),
+            attached: None,
+            in_flight: VecDeque::new(),
+            dirty: false,
+            waiting: Vec::new(),
+            unreconciled: 0,
+            exit_reason: None,
+            notifications: 0,
+        }
+    }
+
+    /// The first action: list sessions.
+    pub fn start(&mut self) -> Vec<Action> {
+        vec![Action::ListOffline]
+    }
+
+    /// Watched sessions and their names.
+    pub fn watched(&self) -> impl Iterator<Item = (SessionId, &[u8])> {
+        self.watched.iter().map(|id| (*id, self.sessions.get(id).map_or(&[][..], Vec::as_slice)))
+    }
+
+    /// Notifications seen so far.
+    pub fn notifications(&self) -> u64 {
+        self.notifications
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.phase == Phase::Stopped
+    }
+
+    /// Feeds one input; returns what to do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Stopped {
+            if let Input::WatchRequest(token, _) = input {
+                out.push(Action::Respond(token, Err("the daemon is stopping".into())));
+            }
+            return out;
+        }
+        match input {
+            Input::Listing(rows) => self.on_listing(rows, &mut out),
+            Input::Item(item) => self.on_item(item, &mut out),
+            Input::ClientClosed => self.on_client_closed(&mut out),
+            Input::WatchRequest(token, id) => {
+                if self.watched.contains(&id) {
+                    out.push(Action::Respond(token, Ok(())));
+                } else if self.phase == Phase::Client {
+                    self.waiting.push((token, id));
+                    self.query(&mut out);
+                } else {
+                    // Answered by the reconcile after the next attach.
+                    self.waiting.push((token, id));
+                }
+            }
+            Input::Signal => self.stop(EndReason::Signal, &mut out),
+            Input::StopRequest => self.stop(EndReason::Requested, &mut out),
+        }
+        out
+    }
+
+    fn stop(&mut self, reason: EndReason, out: &mut Vec<Action>) {
+        self.phase = Phase::Stopped;
+        for (token, _) in self.waiting.drain(..).chain(self.in_flight.drain(..).flat_map(|q| q.tokens)) {
+            out.push(Action::Respond(token, Err("the daemon is stopping".into())));
+        }
+        out.push(Action::Stop(reason));
+    }
+
+    /// Sends a list-sessions query, or marks one as needed after the one in
+    /// flight (tokens wait for a query sent after they arrived).
+    fn query(&mut self, out: &mut Vec<Action>) {
+        if self.in_flight.is_empty() {
+            self.in_flight.push_back(Query { tokens: std::mem::take(&mut self.waiting) });
+            out.push(Action::Send(list_sessions_command()));
+        } else {
+            self.dirty = true;
+        }
+    }
+
+    fn on_item(&mut self, item: Item, out: &mut Vec<Action>) {
+        match item {
+            Item::Notification(n) => {
+                self.notifications += 1;
+                self.on_notification(n, out);
+            }
+            Item::Block(b) => self.on_block(b, out),
+            Item::Unknown(_) | Item::Incomplete(_) => {}
+        }
+    }
+
+    fn on_notification(&mut self, n: Notification, out: &mut Vec<Action>) {
+        match n {
+            Notification::SessionsChanged => {
+                self.unreconciled += 1;
+                self.query(out);
+            }
+            Notification::SessionRenamed { session, name } => {
+                let known = self.sessions.insert(session, name.clone());
+                if self.watched.contains(&session) && known.as_deref() != Some(name.as_slice()) {
+                    out.push(Action::Emit(Event { kind: EventKind::Renamed, session, name }));
+                }
+            }
+            Notification::SessionChanged { session, .. } => self.attached = Some(session),
+            Notification::Exit { reason } => self.exit_reason = Some(reason.unwrap_or_default()),
+            _ => {}
+        }
+    }
+
+    fn on_block(&mut self, b: Block, out: &mut Vec<Action>) {
+        if b.flags == 0 {
+            // The attach-session command itself. On success, reconcile what
+            // changed between the listing and the attach.
+            if b.ok {
+                self.query(out);
+            }
+            return;
+        }
+        let Some(q) = self.in_flight.pop_front() else { return };
+        if b.ok {
+            let rows: Vec<SessionRow> = b.lines.iter().filter_map(|l| SessionRow::parse(l)).collect();
+            self.unreconciled = 0;
+            self.reconcile(&rows, true, out);
+        }
+        for (token, id) in q.tokens {
+            out.push(self.answer(token, id));
+        }
+        if self.watched.is_empty() {
+            self.stop(EndReason::LastSessionClosed, out);
+            return;
+        }
+        if std::mem::take(&mut self.dirty) || !self.waiting.is_empty() {
+            self.query(out);
+        }
+    }
+
+    fn answer(&self, token: u64, id: SessionId) -> Action {
+        if self.watched.contains(&id) {
+            Action::Respond(token, Ok(()))
+        } else if self.sessions.contains_key(&id) {
+            Action::Respond(token, Err(format!("session {id} is not marked watched")))
+        } else {
+            Action::Respond(token, Err(format!("session {id} no longer exists")))
+        }
+    }
+
+    fn on_client_closed(&mut self, out: &mut Vec<Action>) {
+        let reason = self.exit_reason.take();
+        for q in self.in_flight.drain(..) {
+            self.waiting.extend(q.tokens);
+        }
+        self.dirty = false;
+        if reason.as_deref().is_some_and(|r| r.starts_with(b"server exited")) {
+            return self.stop(EndReason::ServerExited, out);
+        }
+        // Fast path: one unexplained change, then the client left: the
+        // attached session was destroyed. If it was the last watched one,
+        // nothing is left to watch.
+        if self.unreconciled == 1 && reason.is_some() {
+            if let Some(a) = self.attached.filter(|a| self.watched.contains(a)) {
+                if self.watched.len() == 1 {
+                    self.close(a, out);
+                    return self.stop(EndReason::LastSessionClosed, out);
+                }
+            }
+        }
+        self.phase = Phase::Detached;
+        self.attached = None;
+        out.push(Action::ListOffline);
+    }
+
+    fn on_listing(&mut self, rows: Option<Vec<SessionRow>>, out: &mut Vec<Action>) {
+        let initial = self.phase == Phase::Starting;
+        let Some(rows) = rows else {
+            let reason = if initial { EndReason::NoSessions } else { EndReason::ServerExited };
+            if !initial {
+                for id in self.watched.clone() {
+                    self.close(id, out);
+                }
+            }
+            return self.stop(reason, out);
+        };
+        self.unreconciled = 0;
+        self.reconcile(&rows, !initial, out);
+        match self.watched.first().copied() {
+            None if initial => self.stop(EndReason::NoSessions, out),
+            None => self.stop(EndReason::LastSessionClosed, out),
+            Some(target) => {
+                self.phase = Phase::Client;
+                self.attached = Some(target);
+                out.push(Action::Attach(target));
+            }
+        }
+    }
+
+    fn close(&mut self, id: SessionId, out: &mut Vec<Action>) {
+        self.watched.remove(&id);
+        let name = self.sessions.remove(&id).unwrap_or_default();
+        out.push(Action::Emit(Event { kind: EventKind::Closed, session: id, name }));
+    }
+
+    /// Brings the model in line with a full listing.
+    fn reconcile(&mut self, rows: &[SessionRow], report_new: bool, out: &mut Vec<Action>) {
+        let present: BTreeSet<SessionId> = rows.iter().map(|r| r.id).collect();
+        for id in self.watched.iter().copied().filter(|id| !present.contains(id)).collect::<Vec<_>>() {
+            self.close(id, out);
+        }
+        self.sessions.retain(|id, _| present.contains(id));
+        for r in rows {
+            let wanted = match &self.mode {
+                Mode::Marked => r.watched,
+                Mode::Fixed(ids) => ids.contains(&r.id),
+            };
+            let old = self.sessions.insert(r.id, r.name.clone());
+            if self.watched.contains(&r.id) {
+                if old.as_deref().is_some_and(|o| o != r.name.as_slice()) {
+                    out.push(Action::Emit(Event { kind: EventKind::Renamed, session: r.id, name: r.name.clone() }));
+                }
+            } else if wanted {
+                self.watched.insert(r.id);
+                let kind = if report_new { EventKind::Created } else { EventKind::Watching };
+                out.push(Action::Emit(Event { kind, session: r.id, name: r.name.clone() }));
+            }
+        }
+    }
+}
