@@ -50,6 +50,7 @@ pub enum Cmd {
     },
     /// Create a detached session, watched by this server's daemon.
     SessionCreate {
+        #[arg(allow_hyphen_values = true)]
         name: OsString,
         /// Do not mark it watched (no daemon is started for it).
         #[arg(long)]
@@ -62,7 +63,10 @@ pub enum Cmd {
         command: Vec<OsString>,
     },
     /// Kill exactly the named session.
-    SessionKill { name: OsString },
+    SessionKill {
+        #[arg(allow_hyphen_values = true)]
+        name: OsString,
+    },
     /// List sessions.
     SessionList,
     /// The lifecycle daemon of this tmux server.

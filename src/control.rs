@@ -1,9 +1,18 @@
 //! Sources of control-mode items: a live `tmux -C` client, or a recording.
 //!
-//! The watcher talks to a [`ControlSource`]; the live one runs
-//! `tmux -C attach-session -t $N -f no-output,ignore-size` with its stdin
-//! kept open and its stdout always drained, and can save the raw stream it
-//! read (and the commands it sent) so a user's bug becomes a fixture.
+//! The watcher talks to a [`ControlSource`]; the live one creates a private
+//! anchor session (`ctb-anchor-<pid>-<n>`, option `@ctb-anchor`, running
+//! `cat`) and runs `tmux -C attach-session -t $ANCHOR -f no-output,ignore-size`
+//! with its stdin kept open and its stdout always drained. On detach it
+//! closes the client, then kills the anchor it created (and only that).
+//! It can save the raw stream it read (and the commands it sent) so a
+//! user's bug becomes a fixture.
+//!
+//! Why an anchor: tmux 3.3a dereferences a control client's session for
+//! every window linked or unlinked anywhere, and crashes if the client has
+//! none, which is the case between the destruction of its attached session
+//! and its exit. Attached to a user's session, the daemon would crash the
+//! server whenever a session was killed right after the attached one.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,8 +28,8 @@ use crate::tmux::{spawn_error, tmux_bin, Server, SessionRow, TmuxError};
 /// Where the watcher's control-mode items come from.
 #[async_trait]
 pub trait ControlSource: Send {
-    /// Starts a control client attached to `target`.
-    async fn attach(&mut self, target: SessionId) -> Result<(), TmuxError>;
+    /// Starts a control client attached to a fresh anchor session.
+    async fn attach(&mut self) -> Result<(), TmuxError>;
     /// The next item; `None` at the end of the client's output. Must be
     /// cancel-safe (it is raced against requests and signals).
     async fn next_item(&mut self) -> Option<Item>;
@@ -28,7 +37,7 @@ pub trait ControlSource: Send {
     async fn send(&mut self, line: &str) -> io::Result<()>;
     /// Lists sessions out of band (no client attached); `None` if no server.
     async fn list_offline(&mut self) -> Result<Option<Vec<SessionRow>>, TmuxError>;
-    /// Detaches: closes stdin and reaps the client.
+    /// Detaches: closes stdin, reaps the client, removes the anchor.
     async fn detach(&mut self);
 }
 
@@ -42,6 +51,8 @@ struct Client {
 pub struct TmuxControl {
     server: Server,
     client: Option<Client>,
+    anchor: Option<SessionId>,
+    anchors_made: u32,
     parser: Parser,
     buf: Vec<u8>,
     record: Option<Recorder>,
@@ -54,7 +65,15 @@ struct Recorder {
 
 impl TmuxControl {
     pub fn new(server: Server) -> Self {
-        TmuxControl { server, client: None, parser: Parser::new(), buf: vec![0; 64 * 1024], record: None }
+        TmuxControl {
+            server,
+            client: None,
+            anchor: None,
+            anchors_made: 0,
+            parser: Parser::new(),
+            buf: vec![0; 64 * 1024],
+            record: None,
+        }
     }
 
     /// Saves the raw stream to `path` and the commands sent to
@@ -77,8 +96,15 @@ impl TmuxControl {
 
 #[async_trait]
 impl ControlSource for TmuxControl {
-    async fn attach(&mut self, target: SessionId) -> Result<(), TmuxError> {
+    async fn attach(&mut self) -> Result<(), TmuxError> {
         self.detach().await;
+        self.anchors_made += 1;
+        let name = format!("ctb-anchor-{}-{}", std::process::id(), self.anchors_made);
+        let server = self.server.clone();
+        let target = tokio::task::spawn_blocking(move || create_anchor(&server, &name))
+            .await
+            .map_err(|e| TmuxError::Spawn(io::Error::other(e)))??;
+        self.anchor = Some(target);
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
             .arg("-C")
@@ -149,11 +175,47 @@ impl ControlSource for TmuxControl {
             drop(c.stdin.take());
             let _ = c.child.wait().await;
         }
+        if let Some(anchor) = self.anchor.take() {
+            // Ours, by id (ids are never reused); it may be gone already.
+            let server = self.server.clone();
+            let _ = tokio::task::spawn_blocking(move || server.run(["kill-session", "-t", &anchor.to_string()])).await;
+        }
         if let Some(r) = &mut self.record {
             let _ = r.raw.flush().await;
             let _ = r.commands.flush().await;
         }
     }
+}
+
+/// Creates an anchor session, marked in the same tmux command so no
+/// watcher ever mistakes it for a user's session.
+fn create_anchor(server: &Server, name: &str) -> Result<SessionId, TmuxError> {
+    let out = server.run_no_start([
+        "new-session",
+        "-d",
+        "-P",
+        "-F",
+        "#{session_id}",
+        "-s",
+        name,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "cat",
+        ";",
+        "set-option",
+        "@ctb-anchor",
+        "1",
+        ";",
+        "set-option",
+        "destroy-unattached",
+        "off",
+    ])?;
+    SessionId::from_bytes(out.split(|&b| b == b'\n').next().unwrap_or_default()).ok_or_else(|| TmuxError::Failed {
+        command: "new-session".into(),
+        message: format!("unexpected output {:?}", String::from_utf8_lossy(&out)),
+    })
 }
 
 /// A recorded stream replayed as if it came from tmux: the first attach
@@ -183,7 +245,7 @@ impl Recording {
 
 #[async_trait]
 impl ControlSource for Recording {
-    async fn attach(&mut self, _target: SessionId) -> Result<(), TmuxError> {
+    async fn attach(&mut self) -> Result<(), TmuxError> {
         self.attached = true;
         if let Some(raw) = self.pending.take() {
             self.parser.feed(&raw);

@@ -30,14 +30,16 @@ pub struct Server {
 
 /// The list-sessions format the watcher and `session-list` parse.
 /// The name goes last: it may contain spaces.
-pub const SESSION_FORMAT: &str =
-    "#{session_id} #{?@ctb-watched,1,0} #{session_windows} #{session_attached} #{session_created} #{session_name}";
+pub const SESSION_FORMAT: &str = "#{session_id} #{?@ctb-watched,1,0}#{?@ctb-anchor,A,} #{session_windows} \
+     #{session_attached} #{session_created} #{session_name}";
 
 /// One row of [`SESSION_FORMAT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub id: tmux_control::SessionId,
     pub watched: bool,
+    /// A watcher's private anchor session (option `@ctb-anchor`).
+    pub anchor: bool,
     pub windows: u32,
     pub attached: u32,
     pub created: u64,
@@ -49,13 +51,15 @@ impl SessionRow {
     pub fn parse(line: &[u8]) -> Option<SessionRow> {
         let mut it = line.splitn(6, |&b| b == b' ');
         let id = tmux_control::SessionId::from_bytes(it.next()?)?;
-        let watched = it.next()? == b"1";
+        let flags = it.next()?;
+        let watched = flags.first() == Some(&b'1');
+        let anchor = flags.get(1) == Some(&b'A');
         let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
         let windows = num(it.next()?)? as u32;
         let attached = num(it.next()?)? as u32;
         let created = num(it.next()?)?;
         let name = it.next()?.to_vec();
-        Some(SessionRow { id, watched, windows, attached, created, name })
+        Some(SessionRow { id, watched, anchor, windows, attached, created, name })
     }
 }
 
@@ -124,13 +128,24 @@ impl Server {
         if is_no_server(&message) {
             return Err(TmuxError::NoServer(self.socket_path().display().to_string()));
         }
-        let command = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        let command = args.iter().find(|a| *a != "-N").map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
         Err(TmuxError::Failed { command, message })
     }
 
-    /// All sessions, or an empty list when no server runs.
+    /// Like [`Server::run`], but never starts a server (`tmux -N`).
+    pub fn run_no_start<I, S>(&self, args: I) -> Result<Vec<u8>, TmuxError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.run(std::iter::once(OsString::from("-N")).chain(args.into_iter().map(Into::into)))
+    }
+
+    /// All sessions but watchers' anchors; empty when no server runs.
     pub fn list_sessions(&self) -> Result<Vec<SessionRow>, TmuxError> {
-        self.list_sessions_or_none().map(Option::unwrap_or_default)
+        let mut rows = self.list_sessions_or_none()?.unwrap_or_default();
+        rows.retain(|r| !r.anchor);
+        Ok(rows)
     }
 
     /// All sessions; `None` when no server runs.
@@ -162,6 +177,9 @@ pub fn is_no_server(message: &str) -> bool {
         || message.contains("error connecting to")
         || message.contains("No such file or directory")
         || message.starts_with("no sessions")
+        // The server went away while answering (it was exiting).
+        || message.contains("server exited unexpectedly")
+        || message.contains("lost server")
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -188,7 +206,8 @@ mod tests {
     fn parses_session_rows() {
         let r = SessionRow::parse(b"$3 1 2 0 1700000000 my name").unwrap();
         assert_eq!(r.id.0, 3);
-        assert!(r.watched);
+        assert!(r.watched && !r.anchor);
+        assert!(SessionRow::parse(b"$4 0A 1 1 1700000000 ctb-anchor-1").unwrap().anchor);
         assert_eq!(r.name, b"my name");
         assert!(SessionRow::parse(b"garbage").is_none());
     }

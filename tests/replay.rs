@@ -22,8 +22,8 @@ fn replay_matches_every_expected_file() {
     assert!(all.len() >= 15, "fixtures missing: {all:?}");
     for raw in all {
         let expected_path = raw.with_extension("expected.jsonl");
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        let expected =
+            std::fs::read_to_string(&expected_path).unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
         let out = util::ctb_bare().arg("replay").arg(&raw).output().unwrap();
         assert!(out.status.success(), "{}", raw.display());
         assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{}", raw.display());

@@ -30,6 +30,12 @@ pub enum Request {
     Stop(oneshot::Sender<()>),
 }
 
+/// Who waits for a `Respond` action.
+enum Reply {
+    Watch(oneshot::Sender<Result<(), String>>),
+    Status(oneshot::Sender<Value>),
+}
+
 /// An event as the JSON line `ctb watch` prints.
 pub fn event_json(e: &Event) -> Value {
     json!({
@@ -56,7 +62,7 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let mut replies: HashMap<u64, oneshot::Sender<Result<(), String>>> = HashMap::new();
+    let mut replies: HashMap<u64, Reply> = HashMap::new();
     let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_token = 0u64;
     let mut actions = watcher.start();
@@ -69,7 +75,13 @@ pub async fn run(
                     let rows = source.list_offline().await?;
                     queue.extend(watcher.handle(Input::Listing(rows)));
                 }
-                Action::Attach(target) => source.attach(target).await?,
+                Action::Attach => match source.attach().await {
+                    Ok(()) => {}
+                    // The server went away since the listing: the next
+                    // listing says so.
+                    Err(crate::tmux::TmuxError::NoServer(_)) => queue.extend(watcher.handle(Input::ClientClosed)),
+                    Err(e) => return Err(e.into()),
+                },
                 Action::Send(line) => {
                     if let Err(e) = source.send(&line).await {
                         // The client is leaving; its EOF is on the way.
@@ -80,11 +92,15 @@ pub async fn run(
                     tracing::info!(event = event.kind.as_str(), session = %lossy(&event.name), id = %event.session);
                     on_event(&event);
                 }
-                Action::Respond(token, result) => {
-                    if let Some(tx) = replies.remove(&token) {
+                Action::Respond(token, result) => match replies.remove(&token) {
+                    Some(Reply::Watch(tx)) => {
                         let _ = tx.send(result);
                     }
-                }
+                    Some(Reply::Status(tx)) => {
+                        let _ = tx.send(status(watcher));
+                    }
+                    None => {}
+                },
                 Action::Stop(reason) => {
                     source.detach().await;
                     for w in stop_waiters {
@@ -102,12 +118,14 @@ pub async fn run(
             Some(req) = async { match &mut requests { Some(r) => r.recv().await, None => None } } => match req {
                 Request::Watch(id, tx) => {
                     next_token += 1;
-                    replies.insert(next_token, tx);
+                    replies.insert(next_token, Reply::Watch(tx));
                     Input::WatchRequest(next_token, id)
                 }
                 Request::Status(tx) => {
-                    let _ = tx.send(status(watcher));
-                    continue;
+                    // Answer from a model in sync with tmux at request time.
+                    next_token += 1;
+                    replies.insert(next_token, Reply::Status(tx));
+                    Input::Sync(next_token)
                 }
                 Request::Stop(tx) => {
                     stop_waiters.push(tx);

@@ -7,12 +7,15 @@
 //! client (`%exit`, EOF) triggers one out-of-band listing to decide between
 //! re-attaching to a surviving watched session and stopping.
 //!
-//! tmux 3.3a facts it relies on (see docs/tmux-control-mode.md):
-//! - killing the attached session gives `%sessions-changed` then `%exit`,
-//!   with no reply to a query sent in between; if that session was the
-//!   last watched one we stop at once, without another tmux round trip;
+//! The control client is attached to a private *anchor* session the shell
+//! creates (never to a user's session), because tmux 3.3a crashes when a
+//! window is linked or unlinked while a control client has no session: the
+//! state a client is in after its attached session is destroyed (see
+//! docs/tmux-3.3a-crash.md). So a watched session closing never ends the
+//! client; the client ends only when the anchor or the server goes:
 //! - `kill-server` gives one `%sessions-changed` per session, then `%exit`;
-//! - SIGKILL of the server gives `%exit server exited unexpectedly`.
+//! - SIGKILL of the server gives `%exit server exited unexpectedly`;
+//! - someone killing the anchor gives `%exit`: list, then re-anchor.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -91,6 +94,9 @@ pub enum Input {
     ClientClosed,
     /// A caller asks to be told once `session` is in the watched set.
     WatchRequest(u64, SessionId),
+    /// A caller asks to be answered once the model is in sync with tmux
+    /// (after a reconcile that started after this request).
+    Sync(u64),
     /// SIGINT, SIGTERM or SIGHUP.
     Signal,
     /// A `daemon stop` request.
@@ -102,8 +108,8 @@ pub enum Input {
 pub enum Action {
     /// List sessions with a one-shot tmux command; answer with `Listing`.
     ListOffline,
-    /// Start a control client attached to this session.
-    Attach(SessionId),
+    /// Create an anchor session and attach a control client to it.
+    Attach,
     /// Write this command line to the control client's stdin.
     Send(String),
     /// Report an event.
@@ -128,7 +134,7 @@ enum Phase {
 /// One `list-sessions` query in flight on the control client.
 #[derive(Debug, Default)]
 struct Query {
-    tokens: Vec<(u64, SessionId)>,
+    tokens: Vec<(u64, Option<SessionId>)>,
 }
 
 /// The watcher's state.
@@ -139,14 +145,13 @@ pub struct Watcher {
     /// Every session on the server (watched or not), with its name.
     sessions: BTreeMap<SessionId, Vec<u8>>,
     watched: BTreeSet<SessionId>,
-    attached: Option<SessionId>,
     in_flight: VecDeque<Query>,
+    /// The control client's attach command succeeded.
+    attached: bool,
     /// Something changed after the in-flight query was sent.
     dirty: bool,
     /// Watch requests waiting for the next query to be sent.
-    waiting: Vec<(u64, SessionId)>,
-    /// `%sessions-changed` seen since the last reconcile.
-    unreconciled: u32,
+    waiting: Vec<(u64, Option<SessionId>)>,
     exit_reason: Option<Vec<u8>>,
     notifications: u64,
 }
@@ -163,11 +168,10 @@ impl Watcher {
             phase: Phase::Starting,
             sessions: BTreeMap::new(),
             watched: BTreeSet::new(),
-            attached: None,
             in_flight: VecDeque::new(),
+            attached: false,
             dirty: false,
             waiting: Vec::new(),
-            unreconciled: 0,
             exit_reason: None,
             notifications: 0,
         }
@@ -205,21 +209,26 @@ impl Watcher {
             Input::Listing(rows) => self.on_listing(rows, &mut out),
             Input::Item(item) => self.on_item(item, &mut out),
             Input::ClientClosed => self.on_client_closed(&mut out),
-            Input::WatchRequest(token, id) => {
-                if self.watched.contains(&id) {
-                    out.push(Action::Respond(token, Ok(())));
-                } else if self.phase == Phase::Client {
-                    self.waiting.push((token, id));
-                    self.query(&mut out);
-                } else {
-                    // Answered by the reconcile after the next attach.
-                    self.waiting.push((token, id));
-                }
+            // Answered at once only when attached: a caller must not go on
+            // (and, say, create windows) while our client is attaching,
+            // which crashes tmux 3.3a.
+            Input::WatchRequest(token, id) if self.attached && self.watched.contains(&id) => {
+                out.push(Action::Respond(token, Ok(())));
             }
+            Input::WatchRequest(token, id) => self.wait_for_reconcile(token, Some(id), &mut out),
+            Input::Sync(token) => self.wait_for_reconcile(token, None, &mut out),
             Input::Signal => self.stop(EndReason::Signal, &mut out),
             Input::StopRequest => self.stop(EndReason::Requested, &mut out),
         }
         out
+    }
+
+    fn wait_for_reconcile(&mut self, token: u64, id: Option<SessionId>, out: &mut Vec<Action>) {
+        self.waiting.push((token, id));
+        if self.phase == Phase::Client {
+            self.query(out);
+        }
+        // Otherwise the reconcile after the next attach answers it.
     }
 
     fn stop(&mut self, reason: EndReason, out: &mut Vec<Action>) {
@@ -255,7 +264,6 @@ impl Watcher {
     fn on_notification(&mut self, n: Notification, out: &mut Vec<Action>) {
         match n {
             Notification::SessionsChanged => {
-                self.unreconciled += 1;
                 self.query(out);
             }
             Notification::SessionRenamed { session, name } => {
@@ -264,7 +272,6 @@ impl Watcher {
                     out.push(Action::Emit(Event { kind: EventKind::Renamed, session, name }));
                 }
             }
-            Notification::SessionChanged { session, .. } => self.attached = Some(session),
             Notification::Exit { reason } => self.exit_reason = Some(reason.unwrap_or_default()),
             _ => {}
         }
@@ -275,6 +282,7 @@ impl Watcher {
             // The attach-session command itself. On success, reconcile what
             // changed between the listing and the attach.
             if b.ok {
+                self.attached = true;
                 self.query(out);
             }
             return;
@@ -282,7 +290,6 @@ impl Watcher {
         let Some(q) = self.in_flight.pop_front() else { return };
         if b.ok {
             let rows: Vec<SessionRow> = b.lines.iter().filter_map(|l| SessionRow::parse(l)).collect();
-            self.unreconciled = 0;
             self.reconcile(&rows, true, out);
         }
         for (token, id) in q.tokens {
@@ -297,7 +304,8 @@ impl Watcher {
         }
     }
 
-    fn answer(&self, token: u64, id: SessionId) -> Action {
+    fn answer(&self, token: u64, id: Option<SessionId>) -> Action {
+        let Some(id) = id else { return Action::Respond(token, Ok(())) };
         if self.watched.contains(&id) {
             Action::Respond(token, Ok(()))
         } else if self.sessions.contains_key(&id) {
@@ -316,19 +324,8 @@ impl Watcher {
         if reason.as_deref().is_some_and(|r| r.starts_with(b"server exited")) {
             return self.stop(EndReason::ServerExited, out);
         }
-        // Fast path: one unexplained change, then the client left: the
-        // attached session was destroyed. If it was the last watched one,
-        // nothing is left to watch.
-        if self.unreconciled == 1 && reason.is_some() {
-            if let Some(a) = self.attached.filter(|a| self.watched.contains(a)) {
-                if self.watched.len() == 1 {
-                    self.close(a, out);
-                    return self.stop(EndReason::LastSessionClosed, out);
-                }
-            }
-        }
         self.phase = Phase::Detached;
-        self.attached = None;
+        self.attached = false;
         out.push(Action::ListOffline);
     }
 
@@ -343,16 +340,14 @@ impl Watcher {
             }
             return self.stop(reason, out);
         };
-        self.unreconciled = 0;
         self.reconcile(&rows, !initial, out);
-        match self.watched.first().copied() {
-            None if initial => self.stop(EndReason::NoSessions, out),
-            None => self.stop(EndReason::LastSessionClosed, out),
-            Some(target) => {
-                self.phase = Phase::Client;
-                self.attached = Some(target);
-                out.push(Action::Attach(target));
-            }
+        if !self.watched.is_empty() {
+            self.phase = Phase::Client;
+            out.push(Action::Attach);
+        } else if initial {
+            self.stop(EndReason::NoSessions, out);
+        } else {
+            self.stop(EndReason::LastSessionClosed, out);
         }
     }
 
@@ -364,6 +359,8 @@ impl Watcher {
 
     /// Brings the model in line with a full listing.
     fn reconcile(&mut self, rows: &[SessionRow], report_new: bool, out: &mut Vec<Action>) {
+        // Anchors (ours or another watcher's) are infrastructure, not sessions.
+        let rows: Vec<&SessionRow> = rows.iter().filter(|r| !r.anchor).collect();
         let present: BTreeSet<SessionId> = rows.iter().map(|r| r.id).collect();
         for id in self.watched.iter().copied().filter(|id| !present.contains(id)).collect::<Vec<_>>() {
             self.close(id, out);

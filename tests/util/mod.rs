@@ -88,9 +88,16 @@ impl TmuxServer {
         self.ok(&["daemon", "status"])
     }
 
+    /// Session names, without watchers' anchor sessions.
     pub fn session_names(&self) -> Vec<String> {
-        let out = self.tmux().args(["list-sessions", "-F", "#{session_name}"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+        let out = self.tmux().args(["list-sessions", "-F", "#{?@ctb-anchor,,#{session_name}}"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    }
+
+    /// Anchor sessions (watchers' private sessions).
+    pub fn anchors(&self) -> Vec<String> {
+        let out = self.tmux().args(["list-sessions", "-F", "#{?@ctb-anchor,#{session_name},}"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
     }
 
     /// Files in the runtime dir other than logs.
@@ -112,7 +119,8 @@ impl TmuxServer {
 
     /// Starts `ctb watch ARGS` with its stdout captured.
     pub fn watch(&self, args: &[&str]) -> Watch {
-        let mut child = self.ctb().arg("watch").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            self.ctb().arg("watch").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -186,7 +194,12 @@ impl Drop for Watch {
 
 pub fn parse_line(out: &Output) -> Value {
     let s = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(s.lines().count(), 1, "expected one JSON line, got {s:?} (stderr {:?})", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        s.lines().count(),
+        1,
+        "expected one JSON line, got {s:?} (stderr {:?})",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON: {s:?}: {e}"))
 }
 
