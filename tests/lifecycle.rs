@@ -160,7 +160,7 @@ fn create_racing_with_shutdown_is_always_watched() {
         let _ = kill.wait_with_output();
         let pid2 = daemon_pid(&v);
         assert!(pid_alive(pid2), "round {round}: daemon {pid2} (old {pid}) gone, {second} unwatched");
-        assert_eq!(watched(&s), [second.clone()], "round {round}");
+        assert_eq!(watched(&s), std::slice::from_ref(&second), "round {round}");
         s.ok(&["session-kill", &second]);
         assert!(wait_pid(pid2, EXIT_DEADLINE));
     }
@@ -298,7 +298,7 @@ fn runtime_dir_with_wrong_mode_or_symlink_is_refused() {
     if rustix::process::getuid().is_root() {
         std::fs::create_dir(s.ctb_dir()).unwrap();
         util::set_mode(&s.ctb_dir(), 0o700);
-        rustix::fs::chown(&s.ctb_dir(), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        rustix::fs::chown(s.ctb_dir(), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
         let (v, ok) = s.ctb_json(&["daemon", "status"]);
         assert!(!ok);
         assert!(v["error"].as_str().unwrap().contains("not by you"), "{v}");

@@ -8,8 +8,6 @@
 //! decoding goes on with the next byte; an octal escape above `\377` keeps
 //! the low eight bits (tmux never writes one).
 
-use memchr::memchr;
-
 /// Decodes an `%output` payload into a new buffer.
 pub fn decode_output(src: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(src.len());
@@ -18,27 +16,59 @@ pub fn decode_output(src: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes an `%output` payload, appending the bytes to `out`.
-pub fn decode_output_into(mut src: &[u8], out: &mut Vec<u8>) {
-    while let Some(i) = memchr(b'\\', src) {
-        out.extend_from_slice(&src[..i]);
-        let rest = &src[i + 1..];
-        match rest {
-            [a, b, c, ..] if is_octal(*a) && is_octal(*b) && is_octal(*c) => {
-                let v = (u32::from(a - b'0') << 6) | (u32::from(b - b'0') << 3) | u32::from(c - b'0');
-                out.push(v as u8);
-                src = &rest[3..];
-            }
-            _ => {
-                out.push(b'\\');
-                src = rest;
-            }
-        }
-    }
-    out.extend_from_slice(src);
+pub fn decode_output_into(src: &[u8], out: &mut Vec<u8>) {
+    // The decoded bytes are never more than the encoded ones: decode into a
+    // slice as long as `src`, then cut it to the length written.
+    let start = out.len();
+    out.resize(start + src.len(), 0);
+    let written = decode_slice(src, &mut out[start..]);
+    out.truncate(start + written);
 }
 
-fn is_octal(b: u8) -> bool {
-    (b'0'..=b'7').contains(&b)
+const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+
+/// Decodes `src` into `dst` (`dst.len() >= src.len()`); returns the number
+/// of bytes written. Eight bytes at a time while there is no backslash.
+fn decode_slice(src: &[u8], dst: &mut [u8]) -> usize {
+    let (mut r, mut w) = (0, 0);
+    while r < src.len() {
+        if let Some(chunk) = src.get(r..r + 8) {
+            let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
+            // `w <= r`, so these eight bytes fit in `dst`; the ones past a
+            // backslash are overwritten later.
+            dst[w..w + 8].copy_from_slice(&chunk);
+            // Zero bytes of `x` are backslashes of `chunk`; the lowest set
+            // bit of `mask` marks the first one (the classic SWAR test is
+            // exact for the lowest zero byte).
+            let x = u64::from_le_bytes(chunk) ^ BACKSLASHES;
+            let mask = x.wrapping_sub(LO) & !x & HI;
+            if mask == 0 {
+                r += 8;
+                w += 8;
+                continue;
+            }
+            let i = (mask.trailing_zeros() / 8) as usize;
+            r += i;
+            w += i;
+        }
+        // `\ooo` as one little-endian u32: a backslash and three octal digits.
+        if let Some(q) = src.get(r..r + 4) {
+            let q = u32::from_le_bytes(q.try_into().unwrap_or_default());
+            if q & 0xF8F8_F8FF == 0x3030_305C {
+                dst[w] = (((q >> 2) & 0o700) | ((q >> 13) & 0o70) | ((q >> 24) & 0o7)) as u8;
+                r += 4;
+                w += 1;
+                continue;
+            }
+        }
+        // A literal byte, or a backslash not starting an escape.
+        dst[w] = src[r];
+        r += 1;
+        w += 1;
+    }
+    w
 }
 
 #[cfg(test)]
