@@ -24,14 +24,19 @@ bench: build
 soak: build
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --test soak -- --ignored --nocapture
 
-# Re-record every fixture from a real tmux, then regenerate expected files.
+# Re-record every fixture from a real tmux, then regenerate expected files
+# (review the diff of the expected files before committing them).
 fixtures: build
 	bash fixtures/record.sh
+	bash fixtures/record-lifecycle.sh
 	$(MAKE) expected
 
 expected: build
 	for f in fixtures/tmux-*/*.raw; do \
 		./target/release/ctb replay "$$f" > "$${f%.raw}.expected.jsonl" || exit 1; \
+	done
+	for f in fixtures/lifecycle/*.raw; do \
+		./target/release/ctb watch --replay "$$f" > "$${f%.raw}.expected.jsonl" || exit 1; \
 	done
 
 fuzz:

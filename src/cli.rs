@@ -44,9 +44,14 @@ pub enum Cmd {
     Watch {
         /// Sessions to watch (exact name or $id); default: those marked watched.
         sessions: Vec<OsString>,
-        /// Save the raw control-mode stream (and FILE.commands) for replay.
-        #[arg(long, value_name = "FILE")]
+        /// Save the raw control-mode stream (and FILE.commands,
+        /// FILE.listings) for replay.
+        #[arg(long, value_name = "FILE", conflicts_with = "replay")]
         record: Option<PathBuf>,
+        /// Run the watcher over a recording instead of tmux (sessions are
+        /// then given as $ids).
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
     },
     /// Create a detached session, watched by this server's daemon.
     SessionCreate {
@@ -165,7 +170,10 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Watch { sessions, record } => match watch_cmd::watch(server, &sessions, record.as_deref()) {
+        Cmd::Watch { sessions, record, replay } => match match replay {
+            Some(file) => watch_cmd::replay(&file, &sessions),
+            None => watch_cmd::watch(server, &sessions, record.as_deref()),
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ctb watch: {e:#}");

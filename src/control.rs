@@ -61,6 +61,14 @@ pub struct TmuxControl {
 struct Recorder {
     raw: tokio::fs::File,
     commands: tokio::fs::File,
+    listings: tokio::fs::File,
+}
+
+/// `path` with `suffix` appended (`x.raw` -> `x.raw.commands`).
+pub fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut p: PathBuf = path.into();
+    p.as_mut_os_string().push(suffix);
+    p
 }
 
 impl TmuxControl {
@@ -76,14 +84,15 @@ impl TmuxControl {
         }
     }
 
-    /// Saves the raw stream to `path` and the commands sent to
-    /// `path.commands`.
+    /// Saves the raw stream to `path`, the commands sent to
+    /// `path.commands` and the out-of-band listings to `path.listings`
+    /// (one line each: the raw `list-sessions` output lines as a JSON array
+    /// of strings, or `null` when no server answered).
     pub async fn record_to(&mut self, path: &Path) -> io::Result<()> {
-        let mut cmd_path: PathBuf = path.into();
-        cmd_path.as_mut_os_string().push(".commands");
         self.record = Some(Recorder {
             raw: tokio::fs::File::create(path).await?,
-            commands: tokio::fs::File::create(cmd_path).await?,
+            commands: tokio::fs::File::create(sidecar(path, ".commands")).await?,
+            listings: tokio::fs::File::create(sidecar(path, ".listings")).await?,
         });
         Ok(())
     }
@@ -100,10 +109,7 @@ impl ControlSource for TmuxControl {
         self.detach().await;
         self.anchors_made += 1;
         let name = format!("ctb-anchor-{}-{}", std::process::id(), self.anchors_made);
-        let server = self.server.clone();
-        let target = tokio::task::spawn_blocking(move || create_anchor(&server, &name))
-            .await
-            .map_err(|e| TmuxError::Spawn(io::Error::other(e)))??;
+        let target = create_anchor(&self.server, &name).await?;
         self.anchor = Some(target);
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
@@ -162,11 +168,16 @@ impl ControlSource for TmuxControl {
     }
 
     async fn list_offline(&mut self) -> Result<Option<Vec<SessionRow>>, TmuxError> {
-        let server = self.server.clone();
-        let rows = tokio::task::spawn_blocking(move || server.list_sessions_or_none())
-            .await
-            .map_err(|e| TmuxError::Spawn(io::Error::other(e)))??;
-        Ok(rows)
+        let out = self.server.list_sessions_async().await;
+        if let (Some(r), Ok(rows)) = (&mut self.record, &out) {
+            let line = match rows {
+                None => serde_json::Value::Null,
+                Some(rows) => rows.iter().map(|r| serde_json::Value::from(r.to_line())).collect(),
+            };
+            let _ = r.listings.write_all(format!("{line}\n").as_bytes()).await;
+            let _ = r.listings.flush().await;
+        }
+        out
     }
 
     async fn detach(&mut self) {
@@ -177,8 +188,7 @@ impl ControlSource for TmuxControl {
         }
         if let Some(anchor) = self.anchor.take() {
             // Ours, by id (ids are never reused); it may be gone already.
-            let server = self.server.clone();
-            let _ = tokio::task::spawn_blocking(move || server.run(["kill-session", "-t", &anchor.to_string()])).await;
+            let _ = self.server.run_async(["kill-session", "-t", &anchor.to_string()]).await;
         }
         if let Some(r) = &mut self.record {
             let _ = r.raw.flush().await;
@@ -189,29 +199,31 @@ impl ControlSource for TmuxControl {
 
 /// Creates an anchor session, marked in the same tmux command so no
 /// watcher ever mistakes it for a user's session.
-fn create_anchor(server: &Server, name: &str) -> Result<SessionId, TmuxError> {
-    let out = server.run_no_start([
-        "new-session",
-        "-d",
-        "-P",
-        "-F",
-        "#{session_id}",
-        "-s",
-        name,
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "cat",
-        ";",
-        "set-option",
-        "@ctb-anchor",
-        "1",
-        ";",
-        "set-option",
-        "destroy-unattached",
-        "off",
-    ])?;
+async fn create_anchor(server: &Server, name: &str) -> Result<SessionId, TmuxError> {
+    let out = server
+        .run_async([
+            "new-session",
+            "-d",
+            "-P",
+            "-F",
+            "#{session_id}",
+            "-s",
+            name,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "cat",
+            ";",
+            "set-option",
+            "@ctb-anchor",
+            "1",
+            ";",
+            "set-option",
+            "destroy-unattached",
+            "off",
+        ])
+        .await?;
     SessionId::from_bytes(out.split(|&b| b == b'\n').next().unwrap_or_default()).ok_or_else(|| TmuxError::Failed {
         command: "new-session".into(),
         message: format!("unexpected output {:?}", String::from_utf8_lossy(&out)),
@@ -240,6 +252,19 @@ impl Recording {
             sent: Vec::new(),
             listings: Default::default(),
         }
+    }
+
+    /// Loads a recording made by `ctb watch --record FILE`.
+    pub fn load(path: &Path) -> io::Result<Self> {
+        let mut rec = Recording::new(std::fs::read(path)?);
+        let listings = std::fs::read_to_string(sidecar(path, ".listings")).unwrap_or_default();
+        for line in listings.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(io::Error::other)?;
+            rec.listings.push_back(v.as_array().map(|rows| {
+                rows.iter().filter_map(|r| r.as_str().and_then(|l| SessionRow::parse(l.as_bytes()))).collect()
+            }));
+        }
+        Ok(rec)
     }
 }
 

@@ -63,6 +63,22 @@ impl SessionRow {
     }
 }
 
+impl SessionRow {
+    /// The row as [`SESSION_FORMAT`] prints it.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {}{} {} {} {} {}",
+            self.id,
+            u8::from(self.watched),
+            if self.anchor { "A" } else { "" },
+            self.windows,
+            self.attached,
+            self.created,
+            String::from_utf8_lossy(&self.name)
+        )
+    }
+}
+
 impl Server {
     /// The global arguments that select this server.
     pub fn args(&self) -> Vec<OsString> {
@@ -120,6 +136,24 @@ impl Server {
         self.check(&args, out)
     }
 
+    /// [`Server::run`] for async callers (the watcher): never starts a
+    /// server (`-N`), and blocks no thread.
+    pub async fn run_async<I, S>(&self, args: I) -> Result<Vec<u8>, TmuxError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let args: Vec<OsString> = std::iter::once("-N".into()).chain(args.into_iter().map(Into::into)).collect();
+        let mut cmd = tokio::process::Command::from(self.command());
+        let out = cmd.args(&args).output().await.map_err(spawn_error)?;
+        self.check(&args, out)
+    }
+
+    /// [`Server::list_sessions_or_none`] for async callers.
+    pub async fn list_sessions_async(&self) -> Result<Option<Vec<SessionRow>>, TmuxError> {
+        parse_listing(self.run_async(["list-sessions", "-F", SESSION_FORMAT]).await)
+    }
+
     fn check(&self, args: &[OsString], out: Output) -> Result<Vec<u8>, TmuxError> {
         if out.status.success() {
             return Ok(out.stdout);
@@ -132,15 +166,6 @@ impl Server {
         Err(TmuxError::Failed { command, message })
     }
 
-    /// Like [`Server::run`], but never starts a server (`tmux -N`).
-    pub fn run_no_start<I, S>(&self, args: I) -> Result<Vec<u8>, TmuxError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
-        self.run(std::iter::once(OsString::from("-N")).chain(args.into_iter().map(Into::into)))
-    }
-
     /// All sessions but watchers' anchors; empty when no server runs.
     pub fn list_sessions(&self) -> Result<Vec<SessionRow>, TmuxError> {
         let mut rows = self.list_sessions_or_none()?.unwrap_or_default();
@@ -150,11 +175,15 @@ impl Server {
 
     /// All sessions; `None` when no server runs.
     pub fn list_sessions_or_none(&self) -> Result<Option<Vec<SessionRow>>, TmuxError> {
-        match self.run(["list-sessions", "-F", SESSION_FORMAT]) {
-            Ok(out) => Ok(Some(out.split(|&b| b == b'\n').filter_map(SessionRow::parse).collect())),
-            Err(TmuxError::NoServer(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        parse_listing(self.run(["list-sessions", "-F", SESSION_FORMAT]))
+    }
+}
+
+fn parse_listing(out: Result<Vec<u8>, TmuxError>) -> Result<Option<Vec<SessionRow>>, TmuxError> {
+    match out {
+        Ok(out) => Ok(Some(out.split(|&b| b == b'\n').filter_map(SessionRow::parse).collect())),
+        Err(TmuxError::NoServer(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -5,12 +5,50 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::control::TmuxControl;
 use crate::sessions::resolve;
 use crate::tmux::Server;
 use crate::watch::{self, end_json, event_json, Mode, Watcher};
+
+/// `ctb watch --replay FILE`: the watcher over a recording made with
+/// `--record`; prints its events without times, then the commands it sent
+/// (`{"sent": ...}`), so a test can compare them with the recording.
+pub fn replay(file: &Path, sessions: &[OsString]) -> Result<()> {
+    let mode = if sessions.is_empty() {
+        Mode::Marked
+    } else {
+        Mode::Fixed(sessions.iter().map(|s| s.to_string_lossy().parse()).collect::<Result<_, _>>()?)
+    };
+    let mut source =
+        crate::control::Recording::load(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let mut watcher = Watcher::new(mode);
+    let mut out = std::io::stdout().lock();
+    let mut lines = Vec::new();
+    let reason = rt.block_on(watch::run(
+        &mut source,
+        &mut watcher,
+        None,
+        |_| serde_json::Value::Null,
+        |e| {
+            let mut v = event_json(e);
+            v.as_object_mut().map(|m| m.remove("time"));
+            lines.push(v);
+        },
+    ))?;
+    for v in lines {
+        writeln!(out, "{v}")?;
+    }
+    let mut end = end_json(reason);
+    end.as_object_mut().map(|m| m.remove("time"));
+    writeln!(out, "{end}")?;
+    for s in &source.sent {
+        writeln!(out, "{}", serde_json::json!({ "sent": s }))?;
+    }
+    Ok(())
+}
 
 pub fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Result<()> {
     let mode = if sessions.is_empty() {

@@ -57,7 +57,8 @@ impl EndReason {
 /// What happened to a watched session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// Watched when the watcher started (the watcher is now listening).
+    /// Watched from the start; sent once the control client is attached,
+    /// so every later change is reported (a readiness signal for scripts).
     Watching,
     Created,
     Closed,
@@ -148,6 +149,8 @@ pub struct Watcher {
     in_flight: VecDeque<Query>,
     /// The control client's attach command succeeded.
     attached: bool,
+    /// `Watching` events were sent (after the first attach).
+    announced: bool,
     /// Something changed after the in-flight query was sent.
     dirty: bool,
     /// Watch requests waiting for the next query to be sent.
@@ -170,6 +173,7 @@ impl Watcher {
             watched: BTreeSet::new(),
             in_flight: VecDeque::new(),
             attached: false,
+            announced: false,
             dirty: false,
             waiting: Vec::new(),
             exit_reason: None,
@@ -283,6 +287,12 @@ impl Watcher {
             // changed between the listing and the attach.
             if b.ok {
                 self.attached = true;
+                if !std::mem::replace(&mut self.announced, true) {
+                    // From here on every change reaches us: announce.
+                    for (session, name) in self.watched() {
+                        out.push(Action::Emit(Event { kind: EventKind::Watching, session, name: name.to_vec() }));
+                    }
+                }
                 self.query(out);
             }
             return;
@@ -322,6 +332,9 @@ impl Watcher {
         }
         self.dirty = false;
         if reason.as_deref().is_some_and(|r| r.starts_with(b"server exited")) {
+            for id in self.watched.clone() {
+                self.close(id, out);
+            }
             return self.stop(EndReason::ServerExited, out);
         }
         self.phase = Phase::Detached;
@@ -378,9 +391,158 @@ impl Watcher {
                 }
             } else if wanted {
                 self.watched.insert(r.id);
-                let kind = if report_new { EventKind::Created } else { EventKind::Watching };
-                out.push(Action::Emit(Event { kind, session: r.id, name: r.name.clone() }));
+                if report_new {
+                    out.push(Action::Emit(Event { kind: EventKind::Created, session: r.id, name: r.name.clone() }));
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u32, watched: bool, name: &str) -> SessionRow {
+        SessionRow {
+            id: SessionId(id),
+            watched,
+            anchor: false,
+            windows: 1,
+            attached: 0,
+            created: 0,
+            name: name.as_bytes().to_vec(),
+        }
+    }
+
+    fn reply(rows: &[SessionRow]) -> Input {
+        Input::Item(Item::Block(Block {
+            time: 1,
+            number: 2,
+            flags: 1,
+            ok: true,
+            lines: rows.iter().map(|r| r.to_line().into_bytes()).collect(),
+        }))
+    }
+
+    fn attach_ok() -> Input {
+        Input::Item(Item::Block(Block { time: 1, number: 1, flags: 0, ok: true, lines: vec![] }))
+    }
+
+    fn changed() -> Input {
+        Input::Item(Item::Notification(Notification::SessionsChanged))
+    }
+
+    fn sends(actions: &[Action]) -> usize {
+        actions.iter().filter(|a| matches!(a, Action::Send(_))).count()
+    }
+
+    /// A watcher attached with `rows` listed.
+    fn attached(rows: Vec<SessionRow>) -> Watcher {
+        let mut w = Watcher::new(Mode::Marked);
+        assert_eq!(w.start(), vec![Action::ListOffline]);
+        assert_eq!(w.handle(Input::Listing(Some(rows.clone()))), vec![Action::Attach]);
+        let a = w.handle(attach_ok());
+        assert_eq!(sends(&a), 1);
+        w.handle(reply(&rows));
+        w
+    }
+
+    #[test]
+    fn nothing_to_watch_at_start() {
+        let mut w = Watcher::new(Mode::Marked);
+        w.start();
+        assert_eq!(
+            w.handle(Input::Listing(Some(vec![row(0, false, "plain")]))),
+            vec![Action::Stop(EndReason::NoSessions)]
+        );
+        let mut w = Watcher::new(Mode::Marked);
+        w.start();
+        assert_eq!(w.handle(Input::Listing(None)), vec![Action::Stop(EndReason::NoSessions)]);
+    }
+
+    #[test]
+    fn last_watched_session_closing_stops_even_with_unwatched_left() {
+        let mut w = attached(vec![row(0, true, "a"), row(1, false, "plain")]);
+        assert_eq!(sends(&w.handle(changed())), 1);
+        let a = w.handle(reply(&[row(1, false, "plain")]));
+        assert_eq!(a.last(), Some(&Action::Stop(EndReason::LastSessionClosed)));
+        assert!(a.iter().any(|x| matches!(x, Action::Emit(Event { kind: EventKind::Closed, .. }))));
+        assert!(w.is_stopped());
+    }
+
+    #[test]
+    fn queries_are_coalesced_to_one_in_flight_plus_one() {
+        let mut w = attached(vec![row(0, true, "a")]);
+        assert_eq!(sends(&w.handle(changed())), 1);
+        for _ in 0..5 {
+            assert_eq!(sends(&w.handle(changed())), 0);
+        }
+        // The reply to the first query triggers exactly one more.
+        assert_eq!(sends(&w.handle(reply(&[row(0, true, "a"), row(2, true, "b")]))), 1);
+        assert_eq!(sends(&w.handle(reply(&[row(0, true, "a"), row(2, true, "b")]))), 0);
+        assert_eq!(w.watched().count(), 2);
+    }
+
+    #[test]
+    fn watch_requests_wait_for_a_reconcile_after_them() {
+        let mut w = attached(vec![row(0, true, "a")]);
+        let a = w.handle(Input::WatchRequest(7, SessionId(3)));
+        assert_eq!(sends(&a), 1);
+        let a = w.handle(reply(&[row(0, true, "a"), row(3, true, "new")]));
+        assert!(a.contains(&Action::Respond(7, Ok(()))), "{a:?}");
+        // Already watched: answered at once.
+        assert_eq!(w.handle(Input::WatchRequest(8, SessionId(3))), vec![Action::Respond(8, Ok(()))]);
+        // Unknown session: an error after the reconcile.
+        w.handle(Input::WatchRequest(9, SessionId(42)));
+        let a = w.handle(reply(&[row(0, true, "a"), row(3, true, "new")]));
+        assert!(matches!(a.as_slice(), [Action::Respond(9, Err(e))] if e.contains("no longer exists")), "{a:?}");
+    }
+
+    #[test]
+    fn client_loss_relists_and_reattaches_or_ends() {
+        let mut w = attached(vec![row(0, true, "a")]);
+        w.handle(Input::Item(Item::Notification(Notification::Exit { reason: None })));
+        assert_eq!(w.handle(Input::ClientClosed), vec![Action::ListOffline]);
+        assert_eq!(w.handle(Input::Listing(Some(vec![row(0, true, "a")]))), vec![Action::Attach]);
+        w.handle(Input::ClientClosed);
+        let a = w.handle(Input::Listing(None));
+        assert_eq!(a.last(), Some(&Action::Stop(EndReason::ServerExited)));
+    }
+
+    #[test]
+    fn server_sigkill_ends_at_once() {
+        let mut w = attached(vec![row(0, true, "a")]);
+        w.handle(Input::Item(Item::Notification(Notification::Exit {
+            reason: Some(b"server exited unexpectedly".to_vec()),
+        })));
+        let a = w.handle(Input::ClientClosed);
+        assert_eq!(a.last(), Some(&Action::Stop(EndReason::ServerExited)));
+    }
+
+    #[test]
+    fn anchors_are_never_watched() {
+        let mut anchor = row(5, true, "ctb-anchor-1-1");
+        anchor.anchor = true;
+        let w = attached(vec![row(0, true, "a"), anchor]);
+        assert_eq!(w.watched().map(|(id, _)| id).collect::<Vec<_>>(), vec![SessionId(0)]);
+    }
+
+    #[test]
+    fn fixed_mode_ignores_marks() {
+        let mut w = Watcher::new(Mode::Fixed([SessionId(1)].into()));
+        w.start();
+        w.handle(Input::Listing(Some(vec![row(0, true, "marked"), row(1, false, "chosen")])));
+        assert_eq!(w.watched().map(|(id, _)| id).collect::<Vec<_>>(), vec![SessionId(1)]);
+    }
+
+    #[test]
+    fn a_signal_stops_and_fails_pending_requests() {
+        let mut w = attached(vec![row(0, true, "a")]);
+        w.handle(Input::WatchRequest(1, SessionId(9)));
+        let a = w.handle(Input::Signal);
+        assert!(matches!(&a[0], Action::Respond(1, Err(_))));
+        assert_eq!(a.last(), Some(&Action::Stop(EndReason::Signal)));
+        assert!(matches!(w.handle(Input::WatchRequest(2, SessionId(0)))[..], [Action::Respond(2, Err(_))]));
     }
 }
