@@ -1,10 +1,11 @@
 //! Sources of control-mode items: a live `tmux -C` client, or a recording.
 //!
-//! The watcher talks to a [`ControlSource`]; the live one creates a private
-//! anchor session (`ctb-anchor-<pid>-<n>`, option `@ctb-anchor`, running
-//! `cat`) and runs `tmux -C attach-session -t $ANCHOR -f no-output,ignore-size`
-//! with its stdin kept open and its stdout always drained. On detach it
-//! closes the client, then kills the anchor it created (and only that).
+//! The watcher talks to a [`ControlSource`]; the live one runs a `tmux -C`
+//! client that creates its own private anchor session (`ctb-anchor-<pid>-<n>`,
+//! option `@ctb-anchor`, running `cat`) and sets the client flags
+//! `no-output,ignore-size`; its stdin is kept open and its stdout always
+//! drained. On detach it closes the client, then kills that anchor (and
+//! only that).
 //! It can save the raw stream it read (and the commands it sent) so a
 //! user's bug becomes a fixture.
 //!
@@ -39,6 +40,8 @@ pub trait ControlSource: Send {
     async fn list_offline(&mut self) -> Result<Option<Vec<SessionRow>>, TmuxError>;
     /// Detaches: closes stdin, reaps the client, removes the anchor.
     async fn detach(&mut self);
+    /// Kills a session ctb owns (a dead watcher's stale anchor).
+    async fn kill_session(&mut self, id: SessionId);
 }
 
 struct Client {
@@ -51,7 +54,8 @@ struct Client {
 pub struct TmuxControl {
     server: Server,
     client: Option<Client>,
-    anchor: Option<SessionId>,
+    /// The anchor session our client created (matched exactly by name).
+    anchor: Option<String>,
     anchors_made: u32,
     parser: Parser,
     buf: Vec<u8>,
@@ -109,13 +113,18 @@ impl ControlSource for TmuxControl {
         self.detach().await;
         self.anchors_made += 1;
         let name = format!("ctb-anchor-{}-{}", std::process::id(), self.anchors_made);
-        let target = create_anchor(&self.server, &name).await?;
-        self.anchor = Some(target);
+        // One command list, run by the control client itself: it creates
+        // the anchor and is attached to it at once, and the anchor is marked
+        // before any other client can see it. `-N`: never start a server
+        // just for an anchor. (Letting tmux destroy the anchor when our
+        // client leaves, with destroy-unattached, crashes tmux 3.3a; so the
+        // anchor is killed explicitly once the client is gone.)
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
-            .arg("-C")
-            .args(["attach-session", "-f", "no-output,ignore-size", "-t"])
-            .arg(target.to_string())
+            .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat"])
+            .args([";", "set-option", "@ctb-anchor", "1"])
+            .args([";", "set-option", "destroy-unattached", "off"])
+            .args([";", "refresh-client", "-f", "no-output,ignore-size"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -125,7 +134,8 @@ impl ControlSource for TmuxControl {
         let stdout = child.stdout.take().ok_or_else(|| TmuxError::Spawn(io::Error::other("no stdout")))?;
         self.parser = Parser::new();
         self.client = Some(Client { child, stdin, stdout });
-        tracing::debug!(%target, "control client attaching");
+        tracing::debug!(anchor = %name, "control client attaching");
+        self.anchor = Some(name);
         Ok(())
     }
 
@@ -181,53 +191,28 @@ impl ControlSource for TmuxControl {
     }
 
     async fn detach(&mut self) {
+        // The client must be gone before its anchor: a control client left
+        // without a session crashes tmux 3.3a.
         if let Some(mut c) = self.client.take() {
             // Closing stdin makes tmux print %exit and leave.
             drop(c.stdin.take());
             let _ = c.child.wait().await;
         }
         if let Some(anchor) = self.anchor.take() {
-            // Ours, by id (ids are never reused); it may be gone already.
-            let _ = self.server.run_async(["kill-session", "-t", &anchor.to_string()]).await;
+            let _ = self.server.run_async(["kill-session", "-t", &format!("={anchor}")]).await;
         }
         if let Some(r) = &mut self.record {
             let _ = r.raw.flush().await;
             let _ = r.commands.flush().await;
         }
     }
-}
 
-/// Creates an anchor session, marked in the same tmux command so no
-/// watcher ever mistakes it for a user's session.
-async fn create_anchor(server: &Server, name: &str) -> Result<SessionId, TmuxError> {
-    let out = server
-        .run_async([
-            "new-session",
-            "-d",
-            "-P",
-            "-F",
-            "#{session_id}",
-            "-s",
-            name,
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "cat",
-            ";",
-            "set-option",
-            "@ctb-anchor",
-            "1",
-            ";",
-            "set-option",
-            "destroy-unattached",
-            "off",
-        ])
-        .await?;
-    SessionId::from_bytes(out.split(|&b| b == b'\n').next().unwrap_or_default()).ok_or_else(|| TmuxError::Failed {
-        command: "new-session".into(),
-        message: format!("unexpected output {:?}", String::from_utf8_lossy(&out)),
-    })
+    async fn kill_session(&mut self, id: SessionId) {
+        if let Some(r) = &mut self.record {
+            let _ = r.commands.write_all(format!("# kill-session -t {id}\n").as_bytes()).await;
+        }
+        let _ = self.server.run_async(["kill-session", "-t", &id.to_string()]).await;
+    }
 }
 
 /// A recorded stream replayed as if it came from tmux: the first attach
@@ -297,5 +282,9 @@ impl ControlSource for Recording {
 
     async fn detach(&mut self) {
         self.attached = false;
+    }
+
+    async fn kill_session(&mut self, id: SessionId) {
+        self.sent.push(format!("# kill-session -t {id}"));
     }
 }

@@ -1,10 +1,17 @@
 //! The lifecycle daemon: one per tmux server, gone with its last session.
 //!
 //! `ctb daemon run` (spawned by `session-create` and `daemon start`, never
-//! by hand) takes the server's kernel lock, binds its request socket, tells
-//! its spawner it is ready through an inherited pipe, and runs the watcher
-//! in [`Mode::Marked`] until the last watched session closes. Requests are
-//! one JSON line each way over the socket: `watch`, `status`, `stop`.
+//! by hand) takes the server's kernel lock, binds its request socket and
+//! runs the watcher in [`Mode::Marked`] until the last watched session
+//! closes. Requests are one JSON line each way: `watch`, `status`, `stop`.
+//!
+//! Its spawner keeps one end of a socket pair the daemon inherits (the
+//! *hold*): it asks `status` on it (answered once the daemon's control
+//! client is attached: readiness), then creates its session and asks
+//! `watch` on it. While the hold is open the daemon does not stop for lack
+//! of sessions; when it closes (done, or the spawner died) it re-decides.
+//! So the session is created only after the daemon attached (a window
+//! created while a control client attaches crashes tmux 3.3a).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -27,10 +34,10 @@ use crate::lock::{find_owner, DaemonLock};
 use crate::runtime::{runtime_dir, ServerFiles};
 use crate::timefmt::now_rfc3339;
 use crate::tmux::Server;
-use crate::watch::{self, EndReason, Mode, Request, Watcher};
+use crate::watch::{self, EndReason, Input, Mode, Request, Watcher};
 
-/// The environment variable naming the readiness pipe's fd.
-const READY_FD_ENV: &str = "CTB_READY_FD";
+/// The environment variable naming the inherited hold socket's fd.
+const HOLD_FD_ENV: &str = "CTB_HOLD_FD";
 /// How long a spawner waits for the daemon to become ready.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one request may take to be answered.
@@ -38,7 +45,7 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs the daemon in this process (`ctb daemon run`).
 pub fn run_daemon(server: Server) -> Result<()> {
-    let ready = take_ready_fd();
+    let hold = take_hold_fd();
     let dir = runtime_dir()?;
     let files = ServerFiles::new(&dir, &server);
     let mut lock = DaemonLock::acquire(&files.lock).context("taking the daemon lock")?;
@@ -46,7 +53,7 @@ pub fn run_daemon(server: Server) -> Result<()> {
     lock.write_owner(std::process::id(), &started)?;
     tracing::info!(pid = std::process::id(), socket = %server.socket_path().display(), "daemon starting");
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
-    let result = rt.block_on(daemon_main(server.clone(), &files, started, ready));
+    let result = rt.block_on(daemon_main(server.clone(), &files, started, hold));
     let _ = std::fs::remove_file(&files.sock);
     lock.release();
     match &result {
@@ -56,9 +63,9 @@ pub fn run_daemon(server: Server) -> Result<()> {
     result.map(|_| ())
 }
 
-fn take_ready_fd() -> Option<OwnedFd> {
-    let fd: i32 = std::env::var(READY_FD_ENV).ok()?.parse().ok()?;
-    std::env::remove_var(READY_FD_ENV);
+fn take_hold_fd() -> Option<OwnedFd> {
+    let fd: i32 = std::env::var(HOLD_FD_ENV).ok()?.parse().ok()?;
+    std::env::remove_var(HOLD_FD_ENV);
     // Only trust an fd that is open: fcntl fails on a closed one.
     let borrowed = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
     rustix::io::fcntl_getfd(borrowed).ok()?;
@@ -66,23 +73,20 @@ fn take_ready_fd() -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-async fn daemon_main(
-    server: Server,
-    files: &ServerFiles,
-    started: String,
-    ready: Option<OwnedFd>,
-) -> Result<EndReason> {
+async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold: Option<OwnedFd>) -> Result<EndReason> {
     // We hold the lock: any socket file left is a dead daemon's.
     let _ = std::fs::remove_file(&files.sock);
     let listener = UnixListener::bind(&files.sock).with_context(|| format!("binding {}", files.sock.display()))?;
-    if let Some(fd) = ready {
-        let mut f = std::fs::File::from(fd);
-        let _ = f.write_all(b"ready\n");
-    }
     let (tx, rx) = mpsc::channel::<Request>(64);
+    let mut watcher = Watcher::new(Mode::Marked);
+    if let Some(fd) = hold {
+        let std_stream = std::os::unix::net::UnixStream::from(fd);
+        std_stream.set_nonblocking(true)?;
+        watcher.handle(Input::Hold);
+        tokio::spawn(serve_connection(tokio::net::UnixStream::from_std(std_stream)?, tx.clone(), true));
+    }
     let accept = tokio::spawn(accept_loop(listener, tx));
     let mut source = TmuxControl::new(server.clone());
-    let mut watcher = Watcher::new(Mode::Marked);
     let pid = std::process::id();
     let socket = server.socket_path().display().to_string();
     let status = move |w: &Watcher| {
@@ -106,16 +110,23 @@ async fn daemon_main(
 
 async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Request>) {
     while let Ok((stream, _)) = listener.accept().await {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = stream.into_split();
-            let mut line = String::new();
-            if tokio::io::BufReader::new(r).read_line(&mut line).await.is_err() {
-                return;
-            }
-            let reply = serve(&line, &tx).await;
-            let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
-        });
+        tokio::spawn(serve_connection(stream, tx.clone(), false));
+    }
+}
+
+/// Answers request lines until the peer closes; the end of the hold
+/// connection releases the hold.
+async fn serve_connection(stream: tokio::net::UnixStream, tx: mpsc::Sender<Request>, hold: bool) {
+    let (r, mut w) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = serve(&line, &tx).await;
+        if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    if hold {
+        let _ = tx.send(Request::Release).await;
     }
 }
 
@@ -168,29 +179,88 @@ pub fn request(files: &ServerFiles, req: &Value) -> Option<Value> {
     serde_json::from_str(&line).ok()
 }
 
-/// The daemon's pid after making sure it runs and watches `session`.
-pub fn ensure_watched(server: &Server, session: SessionId) -> Result<u32> {
-    let dir = runtime_dir()?;
-    let files = ServerFiles::new(&dir, server);
+/// Asks the running daemon to watch `session`: its pid, or `None` if no
+/// daemon answered (or it is stopping). Call it while holding [`SpawnLock`].
+pub fn watch_by_running(lock: &SpawnLock, session: SessionId) -> Result<Option<u32>> {
     let req = json!({"op": "watch", "session_id": session.to_string()});
-    // Serialize spawners on the log file (which outlives daemons anyway):
-    // exactly one of many concurrent callers starts the daemon.
-    let log = open_log(&files.log)?;
-    rustix::fs::flock(&log, rustix::fs::FlockOperation::LockExclusive)?;
-    for attempt in 0..3 {
-        if let Some(reply) = request(&files, &req) {
-            if reply["ok"] == true {
-                return Ok(reply["pid"].as_u64().unwrap_or_default() as u32);
-            }
-            let err = reply["error"].as_str().unwrap_or("unknown error").to_owned();
-            if !err.contains("stopping") {
-                bail!("the daemon refused to watch {session}: {err}");
-            }
-        }
-        tracing::debug!(attempt, "no daemon answered; starting one");
-        spawn_daemon(server, &files)?;
+    match request(&lock.files, &req) {
+        None => Ok(None),
+        Some(reply) => watch_reply(&reply, session),
     }
-    Err(anyhow!("could not get a daemon to watch {session}"))
+}
+
+fn watch_reply(reply: &Value, session: SessionId) -> Result<Option<u32>> {
+    if reply["ok"] == true {
+        return Ok(Some(reply["pid"].as_u64().unwrap_or_default() as u32));
+    }
+    let err = reply["error"].as_str().unwrap_or("unknown error");
+    if err.contains("stopping") {
+        return Ok(None);
+    }
+    bail!("the daemon refused to watch {session}: {err}")
+}
+
+/// Whether a daemon's socket accepts connections (under [`SpawnLock`], a
+/// daemon that accepts is attached: spawners release the lock only then).
+pub fn daemon_listening(lock: &SpawnLock) -> bool {
+    UnixStream::connect(&lock.files.sock).is_ok()
+}
+
+/// Serializes the `session-create`s and `daemon start`s of one server, on
+/// the daemon's log file (which outlives daemons anyway): exactly one of
+/// many concurrent callers starts the daemon, and none creates a session
+/// while the daemon's control client is attaching (a window linked at that
+/// moment crashes tmux 3.3a; see docs/tmux-3.3a-crash.md).
+pub struct SpawnLock {
+    files: ServerFiles,
+    _log: std::fs::File,
+}
+
+impl SpawnLock {
+    pub fn take(server: &Server) -> Result<SpawnLock> {
+        let dir = runtime_dir()?;
+        let files = ServerFiles::new(&dir, server);
+        let log = open_log(&files.log)?;
+        rustix::fs::flock(&log, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(SpawnLock { files, _log: log })
+    }
+}
+
+/// A daemon this process spawned, held open until dropped.
+pub struct Held {
+    pub pid: u32,
+    stream: UnixStream,
+}
+
+impl Held {
+    /// One request on the hold connection; `None` if the daemon is gone.
+    pub fn request(&mut self, req: &Value) -> Option<Value> {
+        self.exchange(req).ok().flatten()
+    }
+
+    /// `Ok(None)`: the daemon closed the connection; `Err`: I/O error or
+    /// the read deadline passed.
+    fn exchange(&mut self, req: &Value) -> std::io::Result<Option<Value>> {
+        self.stream.write_all(format!("{req}\n").as_bytes())?;
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        // Byte-wise: the stream stays usable for the next request.
+        while self.stream.read(&mut byte)? == 1 {
+            if byte[0] == b'\n' {
+                return Ok(serde_json::from_slice(&line).ok());
+            }
+            line.push(byte[0]);
+        }
+        Ok(None)
+    }
+
+    /// Asks the held daemon to watch `session`.
+    pub fn watch(&mut self, session: SessionId) -> Result<u32> {
+        let reply = self
+            .request(&json!({"op": "watch", "session_id": session.to_string()}))
+            .ok_or_else(|| anyhow!("the daemon exited before watching {session}"))?;
+        watch_reply(&reply, session)?.ok_or_else(|| anyhow!("the daemon stopped before watching {session}"))
+    }
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File> {
@@ -204,49 +274,51 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-/// Starts `ctb daemon run` detached (new session, stdio to the log) and
-/// waits for it to say it is ready.
-pub fn spawn_daemon(server: &Server, files: &ServerFiles) -> Result<u32> {
+/// Starts `ctb daemon run` detached (new session, stdio to the log), holds
+/// it open, and waits until it is attached. Call it under [`SpawnLock`].
+pub fn spawn_daemon(server: &Server, lock: &SpawnLock) -> Result<Held> {
+    let files = &lock.files;
     let exe = std::env::current_exe().context("finding the ctb binary")?;
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (ours, theirs) = UnixStream::pair().context("creating the hold socket")?;
     // A fresh open file description: flock belongs to the description, and
     // the spawner's lock on the log must not live on in the daemon's stdio.
     let stdio = open_log(&files.log)?;
+    let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
     let mut cmd = Command::new(exe);
     cmd.args(global_args(server))
         .args(["daemon", "run"])
-        .env(READY_FD_ENV, format!("{}", std::os::fd::AsRawFd::as_raw_fd(&wr)))
+        .env(HOLD_FD_ENV, theirs_fd.to_string())
         .stdin(Stdio::null())
         .stdout(stdio.try_clone()?)
         .stderr(stdio);
-    let wr_raw = std::os::fd::AsRawFd::as_raw_fd(&wr);
     // SAFETY: only async-signal-safe syscalls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::setsid()?;
-            let fd = rustix::fd::BorrowedFd::borrow_raw(wr_raw);
+            let fd = rustix::fd::BorrowedFd::borrow_raw(theirs_fd);
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             Ok(())
         });
     }
     let mut child = cmd.spawn().context("starting the daemon")?;
-    drop(wr);
-    let pid = child.id();
-    let mut buf = [0u8; 16];
-    let deadline = Instant::now() + READY_DEADLINE;
-    let got = wait_readable(&rd, deadline).then(|| std::fs::File::from(rd).read(&mut buf).unwrap_or(0));
-    match got {
-        Some(n) if buf[..n].starts_with(b"ready") => Ok(pid),
-        Some(_) => {
-            // It exited before becoming ready: reap it, report its log.
-            let _ = child.wait();
-            bail!("the daemon exited while starting; see {}", files.log.display())
-        }
-        None => {
+    drop(theirs);
+    ours.set_read_timeout(Some(READY_DEADLINE))?;
+    let mut held = Held { pid: child.id(), stream: ours };
+    // Answered once the daemon's control client is attached.
+    let ready = held.exchange(&json!({"op": "status"}));
+    let _ = held.stream.set_read_timeout(Some(REQUEST_DEADLINE));
+    match ready {
+        Ok(Some(v)) if v["running"] == true => Ok(held),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
             // Ours and stuck: stop it rather than leave it behind.
             let _ = child.kill();
             let _ = child.wait();
             bail!("the daemon did not become ready within {}s; see {}", READY_DEADLINE.as_secs(), files.log.display())
+        }
+        _ => {
+            // It exited before becoming ready: reap it, report its log.
+            let _ = child.wait();
+            bail!("the daemon exited while starting; see {}", files.log.display())
         }
     }
 }
@@ -363,13 +435,12 @@ pub fn wait_exit(server: &Server, timeout: Duration) -> Result<bool> {
 
 /// `ctb daemon start`: make sure a daemon runs for this server.
 pub fn start(server: &Server) -> Result<Value> {
-    let dir = runtime_dir()?;
-    let files = ServerFiles::new(&dir, server);
-    let log = open_log(&files.log)?;
-    rustix::fs::flock(&log, rustix::fs::FlockOperation::LockExclusive)?;
-    if request(&files, &json!({"op": "status"})).is_none() {
-        spawn_daemon(server, &files)?;
+    let lock = SpawnLock::take(server)?;
+    if !daemon_listening(&lock) {
+        // Released at once: with nothing marked watched it stops again.
+        drop(spawn_daemon(server, &lock)?);
     }
+    drop(lock);
     status(server)
 }
 

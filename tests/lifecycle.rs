@@ -66,9 +66,12 @@ fn daemon_client_sits_on_its_own_anchor_and_survives_kills() {
     s.tmux_ok(&["kill-session", "-t", "=plain"]);
     assert_eq!(watched(&s), ["second"]);
     assert_eq!(s.tmux_ok(&["list-clients", "-F", "#{client_pid} #{session_name}"]), clients, "same client");
+    let server = s.server_pid();
     s.ok(&["session-kill", "second"]);
     assert!(wait_pid(pid, EXIT_DEADLINE));
-    assert!(s.anchors().is_empty(), "the daemon removed its anchor");
+    // Its anchor was the server's last session: once the daemon has
+    // removed it, the server exits.
+    assert!(wait_pid(server, EXIT_DEADLINE), "anchor left behind: {:?}", s.anchors());
 }
 
 #[test]
@@ -167,22 +170,40 @@ fn create_racing_with_shutdown_is_always_watched() {
 }
 
 #[test]
-fn session_killed_before_the_daemon_attached() {
+fn session_killed_while_being_created_and_watched() {
+    // ctb attaches its daemon before it creates the session (a window made
+    // while a control client attaches crashes tmux 3.3a), so a session
+    // cannot die before the daemon attached; the closest race is a kill
+    // landing while session-create is still getting it watched.
     let s = TmuxServer::new();
     s.tmux_ok(&["new-session", "-d", "-s", "keepalive-unwatched"]);
     for round in 0..10 {
         let name = format!("short{round}");
-        // Marked watched by hand, killed while `daemon start` spins up.
-        s.tmux_ok(&["new-session", "-d", "-s", &name, ";", "set-option", "@ctb-watched", "1"]);
-        let start = s.ctb().args(["daemon", "start"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-        s.tmux_ok(&["kill-session", "-t", &format!("={name}")]);
-        let out = start.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        // Whatever the interleaving, the daemon ends by itself.
+        let create = s.ctb().args(["session-create", &name]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        // Kill it as soon as it exists (a tmux hook would be polling-free,
+        // but the kill just has to land somewhere in the create).
+        let _ = s.tmux().args(["kill-session", "-t", &format!("={name}")]).stderr(std::process::Stdio::null()).status();
+        let out = create.wait_with_output().unwrap();
+        let v = util::parse_line(&out);
+        assert!(v["status"] == "success" || v["error"].as_str().is_some(), "{v}");
+        // Whatever the interleaving, nothing is left behind.
+        let _ = s.tmux().args(["kill-session", "-t", &format!("={name}")]).stderr(std::process::Stdio::null()).status();
         let wait = s.ok(&["daemon", "wait", "--timeout", "10"]);
-        assert_eq!(wait["running"], false);
+        assert_eq!(wait["running"], false, "round {round}");
         assert!(s.runtime_files().is_empty(), "round {round}: {:?}", s.runtime_files());
+        assert_eq!(s.session_names(), ["keepalive-unwatched"], "round {round}");
     }
+}
+
+#[test]
+fn daemon_start_with_nothing_to_watch_stops_at_once() {
+    let s = TmuxServer::new();
+    s.tmux_ok(&["new-session", "-d", "-s", "plain"]);
+    s.ok(&["daemon", "start"]);
+    assert_eq!(s.ok(&["daemon", "wait", "--timeout", "10"])["running"], false);
+    assert!(s.runtime_files().is_empty());
+    let logs = s.ok(&["daemon", "logs"]);
+    assert!(logs["output"].to_string().contains("no-sessions"), "{logs}");
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub enum Request {
     Status(oneshot::Sender<Value>),
     /// Stop gracefully.
     Stop(oneshot::Sender<()>),
+    /// The spawner's hold connection closed.
+    Release,
 }
 
 /// Who waits for a `Respond` action.
@@ -101,6 +103,10 @@ pub async fn run(
                     }
                     None => {}
                 },
+                Action::KillStaleAnchor(id) => {
+                    tracing::info!(%id, "removing a stale anchor session");
+                    source.kill_session(id).await;
+                }
                 Action::Stop(reason) => {
                     source.detach().await;
                     for w in stop_waiters {
@@ -131,6 +137,7 @@ pub async fn run(
                     stop_waiters.push(tx);
                     Input::StopRequest
                 }
+                Request::Release => Input::Release,
             },
             _ = sigint.recv() => Input::Signal,
             _ = sigterm.recv() => Input::Signal,

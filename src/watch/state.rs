@@ -98,6 +98,11 @@ pub enum Input {
     /// A caller asks to be answered once the model is in sync with tmux
     /// (after a reconcile that started after this request).
     Sync(u64),
+    /// A spawner holds the watcher open while it creates its session: no
+    /// stop for lack of watched sessions until it releases.
+    Hold,
+    /// The spawner's hold ended (its connection closed).
+    Release,
     /// SIGINT, SIGTERM or SIGHUP.
     Signal,
     /// A `daemon stop` request.
@@ -113,6 +118,10 @@ pub enum Action {
     Attach,
     /// Write this command line to the control client's stdin.
     Send(String),
+    /// Kill this session: an anchor no client is attached to, left by a
+    /// watcher that was killed (anchors are ctb's own; nothing else is
+    /// ever killed).
+    KillStaleAnchor(SessionId),
     /// Report an event.
     Emit(Event),
     /// Answer a watch request: `Ok` if watched, else why not.
@@ -151,6 +160,10 @@ pub struct Watcher {
     attached: bool,
     /// `Watching` events were sent (after the first attach).
     announced: bool,
+    /// Spawners holding the watcher open.
+    holds: u32,
+    /// Some session was watched at some point.
+    ever_watched: bool,
     /// Something changed after the in-flight query was sent.
     dirty: bool,
     /// Watch requests waiting for the next query to be sent.
@@ -174,6 +187,8 @@ impl Watcher {
             in_flight: VecDeque::new(),
             attached: false,
             announced: false,
+            holds: 0,
+            ever_watched: false,
             dirty: false,
             waiting: Vec::new(),
             exit_reason: None,
@@ -221,6 +236,13 @@ impl Watcher {
             }
             Input::WatchRequest(token, id) => self.wait_for_reconcile(token, Some(id), &mut out),
             Input::Sync(token) => self.wait_for_reconcile(token, None, &mut out),
+            Input::Hold => self.holds += 1,
+            Input::Release => {
+                self.holds = self.holds.saturating_sub(1);
+                if self.phase == Phase::Client {
+                    self.stop_if_empty(&mut out);
+                }
+            }
             Input::Signal => self.stop(EndReason::Signal, &mut out),
             Input::StopRequest => self.stop(EndReason::Requested, &mut out),
         }
@@ -283,9 +305,10 @@ impl Watcher {
 
     fn on_block(&mut self, b: Block, out: &mut Vec<Action>) {
         if b.flags == 0 {
-            // The attach-session command itself. On success, reconcile what
-            // changed between the listing and the attach.
-            if b.ok {
+            // The client's own commands (creating and attaching to its
+            // anchor). On the first success, reconcile what changed between
+            // the listing and the attach.
+            if b.ok && !self.attached {
                 self.attached = true;
                 if !std::mem::replace(&mut self.announced, true) {
                     // From here on every change reaches us: announce.
@@ -300,18 +323,38 @@ impl Watcher {
         let Some(q) = self.in_flight.pop_front() else { return };
         if b.ok {
             let rows: Vec<SessionRow> = b.lines.iter().filter_map(|l| SessionRow::parse(l)).collect();
+            if rows.is_empty() {
+                // Not even our anchor: the server is going away (kill-server
+                // destroys every session, then exits).
+                for (token, _) in q.tokens {
+                    out.push(Action::Respond(token, Err("the tmux server is exiting".into())));
+                }
+                for id in self.watched.clone() {
+                    self.close(id, out);
+                }
+                return self.stop(EndReason::ServerExited, out);
+            }
             self.reconcile(&rows, true, out);
         }
         for (token, id) in q.tokens {
             out.push(self.answer(token, id));
         }
-        if self.watched.is_empty() {
-            self.stop(EndReason::LastSessionClosed, out);
+        if self.stop_if_empty(out) {
             return;
         }
         if std::mem::take(&mut self.dirty) || !self.waiting.is_empty() {
             self.query(out);
         }
+    }
+
+    /// Stops when nothing is watched and no spawner holds us open.
+    fn stop_if_empty(&mut self, out: &mut Vec<Action>) -> bool {
+        if !self.watched.is_empty() || self.holds > 0 {
+            return false;
+        }
+        let reason = if self.ever_watched { EndReason::LastSessionClosed } else { EndReason::NoSessions };
+        self.stop(reason, out);
+        true
     }
 
     fn answer(&self, token: u64, id: Option<SessionId>) -> Action {
@@ -354,13 +397,9 @@ impl Watcher {
             return self.stop(reason, out);
         };
         self.reconcile(&rows, !initial, out);
-        if !self.watched.is_empty() {
+        if !self.stop_if_empty(out) {
             self.phase = Phase::Client;
             out.push(Action::Attach);
-        } else if initial {
-            self.stop(EndReason::NoSessions, out);
-        } else {
-            self.stop(EndReason::LastSessionClosed, out);
         }
     }
 
@@ -372,7 +411,12 @@ impl Watcher {
 
     /// Brings the model in line with a full listing.
     fn reconcile(&mut self, rows: &[SessionRow], report_new: bool, out: &mut Vec<Action>) {
-        // Anchors (ours or another watcher's) are infrastructure, not sessions.
+        // Anchors (ours or another watcher's) are infrastructure, not
+        // sessions. A live watcher's client is attached to its anchor from
+        // the anchor's creation on, so an unattached one is stale.
+        for r in rows.iter().filter(|r| r.anchor && r.attached == 0) {
+            out.push(Action::KillStaleAnchor(r.id));
+        }
         let rows: Vec<&SessionRow> = rows.iter().filter(|r| !r.anchor).collect();
         let present: BTreeSet<SessionId> = rows.iter().map(|r| r.id).collect();
         for id in self.watched.iter().copied().filter(|id| !present.contains(id)).collect::<Vec<_>>() {
@@ -391,6 +435,7 @@ impl Watcher {
                 }
             } else if wanted {
                 self.watched.insert(r.id);
+                self.ever_watched = true;
                 if report_new {
                     out.push(Action::Emit(Event { kind: EventKind::Created, session: r.id, name: r.name.clone() }));
                 }

@@ -140,7 +140,18 @@ impl Drop for TmuxServer {
         // Stop our daemon (it proves its identity through its lock), then
         // kill our server by its private socket, then remove our files.
         let _ = self.ctb().args(["daemon", "stop"]).output();
+        let server = self.tmux().args(["display-message", "-p", "#{pid}"]).stderr(Stdio::null()).output();
+        let server = server.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok());
         let _ = self.tmux().arg("kill-server").stderr(Stdio::null()).output();
+        // Our server, by the pid it reported on our private socket: make
+        // sure it is gone before its socket file is.
+        if let Some(pid) = server {
+            if !wait_pid(pid, Duration::from_secs(5)) {
+                if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+        }
         let uid = rustix::process::getuid().as_raw();
         let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{}", self.label));
         let _ = std::fs::remove_dir_all(&self.runtime);
@@ -224,4 +235,158 @@ pub fn pid_alive(pid: u32) -> bool {
 pub fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// Helpers for the stress and soak tests: processes seen through /proc.
+
+/// A process's state letter, parent pid and start time (clock ticks after
+/// boot; with the pid it names one process), from `/proc/PID/stat`.
+pub fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let fields: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, ppid, start))
+}
+
+/// A process's argv (empty for zombies and kernel threads).
+pub fn proc_args(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// Every pid in /proc.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Live (non-zombie) children of `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    all_pids().into_iter().filter(|&p| matches!(proc_stat(p), Some((s, pp, _)) if pp == pid && s != 'Z')).collect()
+}
+
+/// How many file descriptors `pid` has open.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap_or_else(|e| panic!("fds of {pid}: {e}")).count()
+}
+
+/// What `pid`'s descriptors point to (`socket:[…]` and `pipe:[…]` lose their inode).
+pub fn fd_kinds(pid: u32) -> Vec<String> {
+    let mut kinds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|t| {
+                    let t = t.to_string_lossy().into_owned();
+                    t.split(":[").next().unwrap_or(&t).to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    kinds.sort();
+    kinds
+}
+
+/// `pid`'s resident set size in KiB (VmRSS).
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{pid}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
+
+/// A defunct process and its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Zombie {
+    pub pid: u32,
+    pub start: u64,
+    pub ppid: u32,
+    pub parent: String,
+}
+
+impl TmuxServer {
+    /// True if `args` select this server (`-L label`): our tmux server,
+    /// tmux clients and every ctb process (daemon, watch, one-shots).
+    pub fn is_ours(&self, args: &[String]) -> bool {
+        args.windows(2).any(|w| w[0] == "-L" && w[1] == self.label)
+    }
+
+    /// Live processes of this server (see [`Self::is_ours`]), with their argv.
+    pub fn processes(&self) -> Vec<(u32, String)> {
+        all_pids()
+            .into_iter()
+            .filter(|&p| p != std::process::id())
+            .filter_map(|p| {
+                let args = proc_args(p);
+                (self.is_ours(&args) && pid_alive(p)).then(|| (p, args.join(" ")))
+            })
+            .collect()
+    }
+
+    /// Waits (through pidfds, with a deadline) until no process of this
+    /// server is left; panics naming the ones still there.
+    pub fn wait_no_processes(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for (pid, _) in self.processes() {
+            wait_pid(pid, deadline.saturating_duration_since(Instant::now()));
+        }
+        let left = self.processes();
+        assert!(left.is_empty(), "processes of {} still running: {left:?}", self.label);
+    }
+
+    /// Zombies whose parent is a process of this server.
+    pub fn zombies(&self) -> Vec<Zombie> {
+        all_pids()
+            .into_iter()
+            .filter_map(|p| {
+                let (state, ppid, start) = proc_stat(p)?;
+                if state != 'Z' {
+                    return None;
+                }
+                let args = proc_args(ppid);
+                self.is_ours(&args).then(|| Zombie { pid: p, start, ppid, parent: args.join(" ") })
+            })
+            .collect()
+    }
+
+    /// The tmux socket (as tmux names it without TMUX_TMPDIR).
+    pub fn socket_path(&self) -> PathBuf {
+        let uid = rustix::process::getuid().as_raw();
+        PathBuf::from(format!("/tmp/tmux-{uid}/{}", self.label))
+    }
+
+    /// Whether a tmux server answers on our socket.
+    pub fn server_running(&self) -> bool {
+        self.tmux().args(["list-sessions"]).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success()
+    }
+
+    /// Names of the sessions marked watched (anchors excluded), sorted.
+    pub fn marked_sessions(&self) -> Vec<String> {
+        let out = self
+            .tmux()
+            .args(["list-sessions", "-F", "#{?@ctb-anchor,,#{?@ctb-watched,#{session_name},}}"])
+            .output()
+            .unwrap();
+        let mut v: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        v.sort();
+        v
+    }
+
+    /// The daemon's watched names, sorted (`ctb daemon status`, which is in
+    /// sync with tmux at request time).
+    pub fn watched_names(&self) -> Vec<String> {
+        let mut w: Vec<String> = self.status()["watched"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect())
+            .unwrap_or_default();
+        w.sort();
+        w
+    }
 }
