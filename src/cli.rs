@@ -208,7 +208,7 @@ pub fn main() -> ExitCode {
             }),
             DaemonCmd::Logs { n } => one_shot("daemon-logs", |r| Ok(r.output(daemon::logs(&server, n)?))),
             DaemonCmd::Run => match daemon::run_daemon(server) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(never) => match never {},
                 Err(e) => {
                     eprintln!("ctb daemon: {e:#}");
                     ExitCode::FAILURE

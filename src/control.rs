@@ -4,8 +4,8 @@
 //! client that creates its own private anchor session (`ctb-anchor-<pid>-<n>`,
 //! option `@ctb-anchor`, running `cat`) and sets the client flags
 //! `no-output,ignore-size`; its stdin is kept open and its stdout always
-//! drained. On detach it closes the client, then kills that anchor (and
-//! only that).
+//! drained. On detach the client kills that anchor (and only that) as its
+//! last command, then leaves.
 //! It can save the raw stream it read (and the commands it sent) so a
 //! user's bug becomes a fixture.
 //!
@@ -191,20 +191,28 @@ impl ControlSource for TmuxControl {
     }
 
     async fn detach(&mut self) {
-        // The client must be gone before its anchor: a control client left
-        // without a session crashes tmux 3.3a.
+        let anchor = self.anchor.take();
         if let Some(mut c) = self.client.take() {
-            // Closing stdin makes tmux print %exit and leave.
+            // Our client removes its own anchor as its last command: no
+            // extra tmux process, and the client is never left without a
+            // session while it could still be notified (tmux marks it
+            // exiting as the session dies). Then closing stdin makes it
+            // print %exit and leave.
+            let mut removed = false;
+            if let (Some(stdin), Some(name)) = (c.stdin.as_mut(), anchor.as_deref()) {
+                removed = stdin.write_all(format!("kill-session -t '={name}'\n").as_bytes()).await.is_ok();
+            }
             drop(c.stdin.take());
             let _ = c.child.wait().await;
+            if removed {
+                return self.flush_record().await;
+            }
         }
-        if let Some(anchor) = self.anchor.take() {
-            let _ = self.server.run_async(["kill-session", "-t", &format!("={anchor}")]).await;
+        if let Some(name) = anchor {
+            // The client was gone already: the anchor may be left over.
+            let _ = self.server.run_async(["kill-session", "-t", &format!("={name}")]).await;
         }
-        if let Some(r) = &mut self.record {
-            let _ = r.raw.flush().await;
-            let _ = r.commands.flush().await;
-        }
+        self.flush_record().await;
     }
 
     async fn kill_session(&mut self, id: SessionId) {
@@ -212,6 +220,15 @@ impl ControlSource for TmuxControl {
             let _ = r.commands.write_all(format!("# kill-session -t {id}\n").as_bytes()).await;
         }
         let _ = self.server.run_async(["kill-session", "-t", &id.to_string()]).await;
+    }
+}
+
+impl TmuxControl {
+    async fn flush_record(&mut self) {
+        if let Some(r) = &mut self.record {
+            let _ = r.raw.flush().await;
+            let _ = r.commands.flush().await;
+        }
     }
 }
 

@@ -44,7 +44,7 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs the daemon in this process (`ctb daemon run`).
-pub fn run_daemon(server: Server) -> Result<()> {
+pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     let hold = take_hold_fd();
     let dir = runtime_dir()?;
     let files = ServerFiles::new(&dir, &server);
@@ -60,7 +60,8 @@ pub fn run_daemon(server: Server) -> Result<()> {
         Ok(reason) => tracing::info!(reason = reason.as_str(), "daemon exiting"),
         Err(e) => tracing::error!(error = %format!("{e:#}"), "daemon failed"),
     }
-    result.map(|_| ())
+    // Everything is released: skip tearing down the runtime.
+    std::process::exit(i32::from(result.is_err()))
 }
 
 fn take_hold_fd() -> Option<OwnedFd> {
