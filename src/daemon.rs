@@ -172,8 +172,14 @@ async fn serve(line: &str, tx: &mpsc::Sender<Request>) -> Value {
 /// Sends one request to the daemon; `None` if no daemon answers (no
 /// socket, refused, or closed without a reply).
 pub fn request(files: &ServerFiles, req: &Value) -> Option<Value> {
+    request_within(files, req, REQUEST_DEADLINE)
+}
+
+/// [`request`] with its own answer deadline.
+pub fn request_within(files: &ServerFiles, req: &Value, deadline: Duration) -> Option<Value> {
     let mut s = UnixStream::connect(&files.sock).ok()?;
-    s.set_read_timeout(Some(REQUEST_DEADLINE)).ok()?;
+    s.set_read_timeout(Some(deadline)).ok()?;
+    s.set_write_timeout(Some(deadline)).ok()?;
     s.write_all(format!("{req}\n").as_bytes()).ok()?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).ok()?;
@@ -400,7 +406,7 @@ pub fn stop(server: &Server) -> Result<(Stopped, Option<u32>)> {
         return Ok((Stopped::NotRunning, None));
     };
     let step = Duration::from_secs(3);
-    let _ = request(&files, &json!({"op": "stop"}));
+    let _ = request_within(&files, &json!({"op": "stop"}), step);
     if wait_readable(&owner.pidfd, Instant::now() + step) {
         return Ok((Stopped::Graceful, Some(owner.pid)));
     }

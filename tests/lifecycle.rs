@@ -421,3 +421,68 @@ fn watch_ends_on_sigint() {
     assert_eq!(w.wait_exit(), Some(0));
     assert_eq!(s.session_names(), ["a"]);
 }
+
+#[test]
+fn two_sockets_never_share_a_daemon() {
+    let a = TmuxServer::new();
+    let b = TmuxServer::new();
+    // Same runtime directory, different servers.
+    let run = |s: &TmuxServer, args: &[&str]| {
+        let out = s.ctb().env("XDG_RUNTIME_DIR", &a.runtime).args(args).output().unwrap();
+        util::parse_line(&out)
+    };
+    let pa = daemon_pid(&run(&a, &["session-create", "same-name"]));
+    let pb = daemon_pid(&run(&b, &["session-create", "same-name"]));
+    assert_ne!(pa, pb);
+    run(&a, &["session-kill", "same-name"]);
+    assert!(wait_pid(pa, EXIT_DEADLINE));
+    assert!(pid_alive(pb), "killing a's session leaves b's daemon alone");
+    assert_eq!(run(&b, &["daemon", "status"])["watched"], serde_json::json!(["same-name"]));
+    run(&b, &["session-kill", "same-name"]);
+    assert!(wait_pid(pb, EXIT_DEADLINE));
+}
+
+#[test]
+fn socket_path_selects_the_server() {
+    let s = TmuxServer::new();
+    let path = s.runtime.join("tmux.sock");
+    let ctb = |args: &[&str]| {
+        let out = util::ctb_bare()
+            .arg("-S")
+            .arg(&path)
+            .args(["-f", "/dev/null"])
+            .env("XDG_RUNTIME_DIR", &s.runtime)
+            .args(args)
+            .output()
+            .unwrap();
+        util::parse_line(&out)
+    };
+    let v = ctb(&["session-create", "by-path"]);
+    let pid = daemon_pid(&v);
+    assert_eq!(ctb(&["daemon", "status"])["socket"], path.to_str().unwrap());
+    let out = std::process::Command::new("tmux").arg("-S").arg(&path).args(["has-session", "-t", "=by-path"]).status();
+    assert!(out.unwrap().success());
+    ctb(&["session-kill", "by-path"]);
+    assert!(wait_pid(pid, EXIT_DEADLINE));
+    let _ = std::process::Command::new("tmux").arg("-S").arg(&path).arg("kill-server").status();
+}
+
+#[test]
+fn daemon_stop_escalates_on_a_stuck_daemon() {
+    let s = TmuxServer::new();
+    let pid = daemon_pid(&s.create("keep"));
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    // Our daemon, frozen: it can answer nothing, not even SIGTERM.
+    rustix::process::kill_process(p, rustix::process::Signal::STOP).unwrap();
+    let v = s.ok(&["daemon", "stop"]);
+    assert_eq!(v["stopped"], "sigkill", "{v}");
+    assert!(wait_pid(pid, EXIT_DEADLINE));
+    assert!(s.runtime_files().is_empty(), "{:?}", s.runtime_files());
+    assert_eq!(s.session_names(), ["keep"], "sessions are left alone");
+    // The next daemon takes over, and removes the dead one's anchor.
+    let pid2 = daemon_pid(&s.create("next"));
+    assert_eq!(s.anchors().len(), 1, "{:?}", s.anchors());
+    s.ok(&["session-kill", "keep"]);
+    s.ok(&["session-kill", "next"]);
+    assert!(wait_pid(pid2, EXIT_DEADLINE));
+}
