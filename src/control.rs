@@ -56,6 +56,9 @@ pub struct TmuxControl {
     client: Option<Client>,
     /// The anchor session our client created (matched exactly by name).
     anchor: Option<String>,
+    /// Take the server's spawn lock while attaching (see `serialize_attach`).
+    serialize_attach: bool,
+    attach_guard: Option<crate::daemon::SpawnLock>,
     anchors_made: u32,
     parser: Parser,
     buf: Vec<u8>,
@@ -81,6 +84,8 @@ impl TmuxControl {
             server,
             client: None,
             anchor: None,
+            serialize_attach: false,
+            attach_guard: None,
             anchors_made: 0,
             parser: Parser::new(),
             buf: vec![0; 64 * 1024],
@@ -101,6 +106,14 @@ impl TmuxControl {
         Ok(())
     }
 
+    /// Attach only while holding the server's spawn lock, so that no
+    /// `session-create` makes a window while this client attaches (which
+    /// crashes tmux 3.3a). For `ctb watch`; the daemon's first attach is
+    /// already covered by its spawner's lock.
+    pub fn serialize_attach(&mut self) {
+        self.serialize_attach = true;
+    }
+
     /// The pid of the running `tmux -C` child, if any.
     pub fn client_pid(&self) -> Option<u32> {
         self.client.as_ref().and_then(|c| c.child.id())
@@ -113,6 +126,10 @@ impl ControlSource for TmuxControl {
         self.detach().await;
         self.anchors_made += 1;
         let name = format!("ctb-anchor-{}-{}", std::process::id(), self.anchors_made);
+        if self.serialize_attach {
+            // Released when the client's first reply block arrives.
+            self.attach_guard = crate::daemon::SpawnLock::take(&self.server).ok();
+        }
         // One command list, run by the control client itself: it creates
         // the anchor and is attached to it at once, and the anchor is marked
         // before any other client can see it. `-N`: never start a server
@@ -122,7 +139,7 @@ impl ControlSource for TmuxControl {
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
             .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat"])
-            .args([";", "set-option", "@ctb-anchor", "1"])
+            .args([";", "set-option", "@ctb-anchor", "A"])
             .args([";", "set-option", "destroy-unattached", "off"])
             .args([";", "refresh-client", "-f", "no-output,ignore-size"])
             .stdin(Stdio::piped())
@@ -142,11 +159,15 @@ impl ControlSource for TmuxControl {
     async fn next_item(&mut self) -> Option<Item> {
         loop {
             if let Some(item) = self.parser.next_item() {
+                if matches!(&item, Item::Block(b) if b.flags == 0) {
+                    self.attach_guard = None;
+                }
                 return Some(item);
             }
             let client = self.client.as_mut()?;
             match client.stdout.read(&mut self.buf).await {
                 Ok(0) | Err(_) => {
+                    self.attach_guard = None;
                     self.parser.finish();
                     let last = self.parser.next_item();
                     if last.is_none() {

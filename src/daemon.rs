@@ -46,6 +46,7 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// Runs the daemon in this process (`ctb daemon run`).
 pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     let hold = take_hold_fd();
+    close_inherited_fds(hold.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
     let dir = runtime_dir()?;
     let files = ServerFiles::new(&dir, &server);
     let mut lock = DaemonLock::acquire(&files.lock).context("taking the daemon lock")?;
@@ -62,6 +63,24 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     }
     // Everything is released: skip tearing down the runtime.
     std::process::exit(i32::from(result.is_err()))
+}
+
+/// Closes every fd the spawner left open but stdio and the hold: a daemon
+/// outlives its spawner and must not keep the spawner's pipes alive.
+fn close_inherited_fds(keep: Option<i32>) {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return,
+    };
+    for fd in fds.into_iter().filter(|&fd| fd > 2 && Some(fd) != keep) {
+        let borrowed = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+        // The directory handle used above is closed already: skip fds
+        // that are no longer open.
+        if rustix::io::fcntl_getfd(borrowed).is_ok() {
+            // SAFETY: nothing in this process owns these inherited fds.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
 }
 
 fn take_hold_fd() -> Option<OwnedFd> {

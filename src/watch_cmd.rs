@@ -63,6 +63,7 @@ pub fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Re
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
     rt.block_on(async move {
         let mut source = TmuxControl::new(server);
+        source.serialize_attach();
         if let Some(p) = record {
             source.record_to(p).await?;
         }

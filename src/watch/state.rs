@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tmux_control::{Block, Item, Notification, SessionId};
 
-use crate::tmux::{SessionRow, SESSION_FORMAT};
+use crate::tmux::{SessionRow, WATCH_FORMAT};
 
 /// Which sessions are watched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +174,7 @@ pub struct Watcher {
 
 /// The query the watcher sends to learn which sessions exist.
 pub fn list_sessions_command() -> String {
-    format!("list-sessions -F '{SESSION_FORMAT}'")
+    format!("list-sessions -F '{WATCH_FORMAT}'")
 }
 
 impl Watcher {
@@ -322,7 +322,7 @@ impl Watcher {
         }
         let Some(q) = self.in_flight.pop_front() else { return };
         if b.ok {
-            let rows: Vec<SessionRow> = b.lines.iter().filter_map(|l| SessionRow::parse(l)).collect();
+            let rows: Vec<SessionRow> = b.lines.iter().filter_map(|l| SessionRow::parse_watch(l)).collect();
             if rows.is_empty() {
                 // Not even our anchor: the server is going away (kill-server
                 // destroys every session, then exits).
@@ -466,7 +466,13 @@ mod tests {
             number: 2,
             flags: 1,
             ok: true,
-            lines: rows.iter().map(|r| r.to_line().into_bytes()).collect(),
+            lines: rows
+                .iter()
+                .map(|r| {
+                    let marks = format!("{}{}", if r.watched { "1" } else { "" }, if r.anchor { "A" } else { "" });
+                    format!("{} {marks} {} {}", r.id, r.attached, String::from_utf8_lossy(&r.name)).into_bytes()
+                })
+                .collect(),
         }))
     }
 
@@ -569,6 +575,7 @@ mod tests {
     fn anchors_are_never_watched() {
         let mut anchor = row(5, true, "ctb-anchor-1-1");
         anchor.anchor = true;
+        anchor.attached = 1;
         let w = attached(vec![row(0, true, "a"), anchor]);
         assert_eq!(w.watched().map(|(id, _)| id).collect::<Vec<_>>(), vec![SessionId(0)]);
     }
