@@ -66,7 +66,13 @@ pub fn create(
     if watch {
         args.extend([";", "set-option", "@ctb-watched", "1"].map(OsString::from));
     }
-    let out = server.run(args).map_err(|e| match e {
+    // A server that is exiting (its last session just closed) can take the
+    // connection and then vanish: once more starts a fresh server.
+    let out = match server.run(&args) {
+        Err(TmuxError::NoServer(_)) => server.run(&args),
+        other => other,
+    };
+    let out = out.map_err(|e| match e {
         TmuxError::Failed { message, .. } if message.starts_with("duplicate session") => {
             anyhow::anyhow!("a session named {:?} already exists", name)
         }
