@@ -113,11 +113,6 @@ impl TmuxControl {
     pub fn serialize_attach(&mut self) {
         self.serialize_attach = true;
     }
-
-    /// The pid of the running `tmux -C` child, if any.
-    pub fn client_pid(&self) -> Option<u32> {
-        self.client.as_ref().and_then(|c| c.child.id())
-    }
 }
 
 #[async_trait]

@@ -311,7 +311,7 @@ pub fn spawn_daemon(server: &Server, lock: &SpawnLock) -> Result<Held> {
     let stdio = open_log(&files.log)?;
     let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
     let mut cmd = Command::new(exe);
-    cmd.args(global_args(server))
+    cmd.args(server.args())
         .args(["daemon", "run"])
         .env(HOLD_FD_ENV, theirs_fd.to_string())
         .stdin(Stdio::null())
@@ -366,11 +366,6 @@ pub fn wait_readable(fd: impl AsFd, deadline: Instant) -> bool {
             Err(_) => return false,
         }
     }
-}
-
-/// The global flags that select `server`, for a re-exec of ctb.
-pub fn global_args(server: &Server) -> Vec<std::ffi::OsString> {
-    server.args()
 }
 
 /// `ctb daemon status` fields.

@@ -244,14 +244,6 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// A target that matches exactly this session name (never a prefix).
-pub fn exact(name: &[u8]) -> OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let mut v = b"=".to_vec();
-    v.extend_from_slice(name);
-    OsString::from_vec(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
