@@ -13,7 +13,7 @@
 //! So the session is created only after the daemon attached (a window
 //! created while a control client attaches crashes tmux 3.3a).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -55,6 +55,8 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     tracing::info!(pid = std::process::id(), socket = %server.socket_path().display(), "daemon starting");
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
     let result = rt.block_on(daemon_main(server.clone(), &files, started, hold));
+    // Stop answering before the lock is released: a request that races
+    // with shutdown sees the socket gone (or closed) and starts a new daemon.
     let _ = std::fs::remove_file(&files.sock);
     lock.release();
     match &result {
@@ -121,9 +123,6 @@ async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold:
         })
     };
     let result = watch::run(&mut source, &mut watcher, Some(rx), status, |_| {}).await;
-    // Stop answering before the lock is released: a request that races
-    // with shutdown sees the socket gone (or closed) and starts a new daemon.
-    let _ = std::fs::remove_file(&files.sock);
     accept.abort();
     result
 }
@@ -199,10 +198,25 @@ pub fn request_within(files: &ServerFiles, req: &Value, deadline: Duration) -> O
     let mut s = UnixStream::connect(&files.sock).ok()?;
     s.set_read_timeout(Some(deadline)).ok()?;
     s.set_write_timeout(Some(deadline)).ok()?;
-    s.write_all(format!("{req}\n").as_bytes()).ok()?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).ok()?;
-    serde_json::from_str(&line).ok()
+    exchange(&mut s, req).ok().flatten()
+}
+
+/// One request line out, one reply line back (the socket protocol, on a
+/// fresh connection or the hold). `Ok(None)`: the daemon closed the
+/// connection; `Err`: I/O error or the read deadline passed.
+fn exchange(stream: &mut UnixStream, req: &Value) -> std::io::Result<Option<Value>> {
+    stream.write_all(format!("{req}\n").as_bytes())?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte-wise, so that nothing past the reply is consumed: the hold
+    // stream stays usable for the next request.
+    while stream.read(&mut byte)? == 1 {
+        if byte[0] == b'\n' {
+            return Ok(serde_json::from_slice(&line).ok());
+        }
+        line.push(byte[0]);
+    }
+    Ok(None)
 }
 
 /// Asks the running daemon to watch `session`: its pid, or `None` if no
@@ -254,36 +268,15 @@ impl SpawnLock {
 
 /// A daemon this process spawned, held open until dropped.
 pub struct Held {
-    pub pid: u32,
     stream: UnixStream,
 }
 
 impl Held {
-    /// One request on the hold connection; `None` if the daemon is gone.
-    pub fn request(&mut self, req: &Value) -> Option<Value> {
-        self.exchange(req).ok().flatten()
-    }
-
-    /// `Ok(None)`: the daemon closed the connection; `Err`: I/O error or
-    /// the read deadline passed.
-    fn exchange(&mut self, req: &Value) -> std::io::Result<Option<Value>> {
-        self.stream.write_all(format!("{req}\n").as_bytes())?;
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        // Byte-wise: the stream stays usable for the next request.
-        while self.stream.read(&mut byte)? == 1 {
-            if byte[0] == b'\n' {
-                return Ok(serde_json::from_slice(&line).ok());
-            }
-            line.push(byte[0]);
-        }
-        Ok(None)
-    }
-
     /// Asks the held daemon to watch `session`.
     pub fn watch(&mut self, session: SessionId) -> Result<u32> {
-        let reply = self
-            .request(&json!({"op": "watch", "session_id": session.to_string()}))
+        let reply = exchange(&mut self.stream, &json!({"op": "watch", "session_id": session.to_string()}))
+            .ok()
+            .flatten()
             .ok_or_else(|| anyhow!("the daemon exited before watching {session}"))?;
         watch_reply(&reply, session)?.ok_or_else(|| anyhow!("the daemon stopped before watching {session}"))
     }
@@ -329,9 +322,9 @@ pub fn spawn_daemon(server: &Server, lock: &SpawnLock) -> Result<Held> {
     let mut child = cmd.spawn().context("starting the daemon")?;
     drop(theirs);
     ours.set_read_timeout(Some(READY_DEADLINE))?;
-    let mut held = Held { pid: child.id(), stream: ours };
+    let mut held = Held { stream: ours };
     // Answered once the daemon's control client is attached.
-    let ready = held.exchange(&json!({"op": "status"}));
+    let ready = exchange(&mut held.stream, &json!({"op": "status"}));
     let _ = held.stream.set_read_timeout(Some(REQUEST_DEADLINE));
     match ready {
         Ok(Some(v)) if v["running"] == true => Ok(held),

@@ -97,17 +97,19 @@ pub fn create_reply(
     let asked = || Reply::new("session-create").session(name.to_string_lossy());
     // Watched: under the spawn lock, and where a server runs, with the
     // daemon attached before the session exists (see daemon.rs on holds).
-    let mut lock = None;
-    let mut held = None;
-    if !no_watch {
-        let l = daemon::SpawnLock::take(server).map_err(|e| fail(asked(), e))?;
-        if !daemon::daemon_listening(&l)
+    let watch = if no_watch {
+        None
+    } else {
+        let lock = daemon::SpawnLock::take(server).map_err(|e| fail(asked(), e))?;
+        let held = if !daemon::daemon_listening(&lock)
             && server.list_sessions_or_none().map_err(|e| fail(asked(), e.into()))?.is_some()
         {
-            held = Some(daemon::spawn_daemon(server, &l).map_err(|e| fail(asked(), e))?);
-        }
-        lock = Some(l);
-    }
+            Some(daemon::spawn_daemon(server, &lock).map_err(|e| fail(asked(), e))?)
+        } else {
+            None
+        };
+        Some((lock, held))
+    };
     let c = create(server, name, !no_watch, dir, command).map_err(|e| fail(asked(), e))?;
     let mut reply = Reply::new("session-create")
         .session(lossy(&c.name))
@@ -115,25 +117,24 @@ pub fn create_reply(
         .output(lossy(&c.name))
         .field("session_id", c.id.to_string())
         .field("watched", !no_watch);
-    if no_watch {
-        reply = reply.field("daemon_pid", Value::Null);
-    } else {
-        let watched = (|| -> Result<u32> {
-            let lock = lock.as_ref().expect("taken when watching");
-            if let Some(h) = held.as_mut() {
-                return h.watch(c.id);
-            }
-            if let Some(pid) = daemon::watch_by_running(lock, c.id)? {
-                return Ok(pid);
-            }
-            // The daemon stopped after we looked: start one for this session.
-            daemon::spawn_daemon(server, lock)?.watch(c.id)
-        })();
-        match watched {
-            Ok(pid) => reply = reply.field("daemon_pid", pid),
-            Err(e) => {
-                let e = e.context(format!("session {} was created and marked watched, but no daemon watches it", c.id));
-                return Err(fail(reply, e));
+    match watch {
+        None => reply = reply.field("daemon_pid", Value::Null),
+        Some((lock, held)) => {
+            let watched = match held {
+                Some(mut h) => h.watch(c.id),
+                None => daemon::watch_by_running(&lock, c.id).and_then(|pid| match pid {
+                    Some(pid) => Ok(pid),
+                    // The daemon stopped after we looked: start one for it.
+                    None => daemon::spawn_daemon(server, &lock)?.watch(c.id),
+                }),
+            };
+            match watched {
+                Ok(pid) => reply = reply.field("daemon_pid", pid),
+                Err(e) => {
+                    let e =
+                        e.context(format!("session {} was created and marked watched, but no daemon watches it", c.id));
+                    return Err(fail(reply, e));
+                }
             }
         }
     }

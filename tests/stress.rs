@@ -11,7 +11,6 @@
 mod util;
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -63,16 +62,8 @@ impl Demo {
             // what Ctrl-C in a terminal does.
             .process_group(0);
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Demo { child, lines: rx, seen: Vec::new(), stderr }
+        let lines = util::line_reader(child.stdout.take().unwrap());
+        Demo { child, lines, seen: Vec::new(), stderr }
     }
 
     fn pid(&self) -> u32 {

@@ -121,17 +121,8 @@ impl TmuxServer {
     pub fn watch(&self, args: &[&str]) -> Watch {
         let mut child =
             self.ctb().arg("watch").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Watch { child, lines: rx, seen: Vec::new() }
+        let lines = line_reader(child.stdout.take().unwrap());
+        Watch { child, lines, seen: Vec::new() }
     }
 }
 
@@ -156,6 +147,21 @@ impl Drop for TmuxServer {
         let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{}", self.label));
         let _ = std::fs::remove_dir_all(&self.runtime);
     }
+}
+
+/// The lines a child prints, read on a thread (so tests can wait on them
+/// with a deadline).
+pub fn line_reader(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A running `ctb watch`.
