@@ -1,22 +1,25 @@
 //! ctb: drive tmux from AI agents and scripts, with an event-driven
 //! lifecycle daemon.
 //!
-//! - [`tmux_control`] (the `parser/` crate) reads the control-mode stream;
-//! - [`watch`] is the lifecycle watcher: a pure state machine plus a thin
-//!   async loop around a [`control::ControlSource`];
-//! - [`daemon`] runs the watcher as the per-server daemon;
-//! - [`cli`] is the command line.
+//! One folder per layer; each may call only the layers listed below it:
+//!
+//! - [`cli`]: the command line (clap types, the JSON reply, one file per
+//!   command group); calls everything below.
+//! - (to come: `mcp/`, the MCP server, and `agent/`, panes, waits and
+//!   streams; both on top of `daemon/` and `tmux/`.)
+//! - [`daemon`]: the per-server lifecycle daemon and its clients.
+//! - [`watch`]: the lifecycle watcher, a pure state machine
+//!   ([`watch::state`]) and its thin async loop.
+//! - [`tmux`]: everything that talks to tmux (servers, commands, the
+//!   control client, escaping, targets).
+//! - [`runtime`]: ctb's private directory, per-server files and locks.
+//! - [`util`]: time stamps and text, no I/O.
+//!
+//! [`tmux_control`] (the `parser/` crate) reads the control-mode stream.
 
 pub mod cli;
-pub mod control;
 pub mod daemon;
-pub mod item_json;
-pub mod lock;
-pub mod output;
-pub mod replay;
 pub mod runtime;
-pub mod sessions;
-pub mod timefmt;
 pub mod tmux;
+pub mod util;
 pub mod watch;
-pub mod watch_cmd;

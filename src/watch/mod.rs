@@ -3,6 +3,9 @@
 //!
 //! While idle the loop is blocked on the control client's output, the
 //! request channel and the signal streams: no timer, no polling.
+//!
+//! May call `tmux/` (only through [`ControlSource`] and its rows) and
+//! `util/`; used by `daemon/` and `cli/`, never by `tmux/` or `runtime/`.
 
 pub mod state;
 
@@ -15,9 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use state::{Action, EndReason, Event, EventKind, Input, Mode, Watcher};
 
-use crate::control::ControlSource;
-use crate::item_json::lossy;
-use crate::timefmt::now_rfc3339;
+use crate::tmux::ControlSource;
+use crate::util::{lossy, now_rfc3339};
 
 /// A request to a running watcher (from the daemon's socket).
 #[derive(Debug)]

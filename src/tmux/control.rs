@@ -24,7 +24,9 @@ use tmux_control::{Item, Parser, SessionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::tmux::{spawn_error, tmux_bin, Server, SessionRow, TmuxError};
+use super::listing::SessionRow;
+use super::server::{spawn_error, tmux_bin, Server, TmuxError};
+use crate::runtime::SpawnLock;
 
 /// Where the watcher's control-mode items come from.
 #[async_trait]
@@ -58,7 +60,7 @@ pub struct TmuxControl {
     anchor: Option<String>,
     /// Take the server's spawn lock while attaching (see `serialize_attach`).
     serialize_attach: bool,
-    attach_guard: Option<crate::daemon::SpawnLock>,
+    attach_guard: Option<SpawnLock>,
     anchors_made: u32,
     parser: Parser,
     buf: Vec<u8>,
@@ -123,7 +125,7 @@ impl ControlSource for TmuxControl {
         let name = format!("ctb-anchor-{}-{}", std::process::id(), self.anchors_made);
         if self.serialize_attach {
             // Released when the client's first reply block arrives.
-            self.attach_guard = crate::daemon::SpawnLock::take(&self.server).ok();
+            self.attach_guard = SpawnLock::take(&self.server.socket_path()).ok();
         }
         // One command list, run by the control client itself: it creates
         // the anchor and is attached to it at once, and the anchor is marked

@@ -3,10 +3,7 @@
 use serde_json::{Map, Value};
 use tmux_control::{Block, Item, Notification};
 
-/// Bytes as text for display: invalid UTF-8 becomes U+FFFD.
-pub fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::util::lossy;
 
 /// One item as a JSON object.
 pub fn item_to_json(item: &Item) -> Value {

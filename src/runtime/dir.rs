@@ -10,8 +10,6 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::tmux::Server;
-
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeDirError {
     #[error("runtime directory {0} is a symlink; refusing to use it")]
@@ -74,8 +72,8 @@ pub struct ServerFiles {
 }
 
 impl ServerFiles {
-    pub fn new(dir: &Path, server: &Server) -> Self {
-        let key = server_key(&server.socket_path());
+    pub fn new(dir: &Path, socket: &Path) -> Self {
+        let key = server_key(socket);
         ServerFiles {
             lock: dir.join(format!("{key}.lock")),
             sock: dir.join(format!("{key}.sock")),

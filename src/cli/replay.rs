@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Read, Write};
 
 use tmux_control::Parser;
 
-use crate::item_json::item_to_json;
+use super::item_json::item_to_json;
 
 /// Reads `input` to the end and writes one JSON line per item to `out`.
 pub fn replay(mut input: impl Read, out: impl Write) -> io::Result<()> {

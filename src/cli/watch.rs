@@ -7,9 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::control::TmuxControl;
-use crate::sessions::resolve;
-use crate::tmux::Server;
+use crate::tmux::{resolve, Recording, Server, TmuxControl};
 use crate::watch::{self, end_json, event_json, Mode, Watcher};
 
 /// `ctb watch --replay FILE`: the watcher over a recording made with
@@ -21,8 +19,7 @@ pub fn replay(file: &Path, sessions: &[OsString]) -> Result<()> {
     } else {
         Mode::Fixed(sessions.iter().map(|s| s.to_string_lossy().parse()).collect::<Result<_, _>>()?)
     };
-    let mut source =
-        crate::control::Recording::load(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut source = Recording::load(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
     let mut watcher = Watcher::new(mode);
     let mut out = std::io::stdout().lock();

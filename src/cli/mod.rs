@@ -1,5 +1,8 @@
 //! The command line: argument parsing and dispatch (the binary's edge,
-//! where errors become a JSON line and an exit status).
+//! where errors become a JSON line and an exit status), one file per
+//! command group, and the JSON reply they share ([`reply`]).
+//!
+//! The top layer: may call every other layer; nothing calls it.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -9,9 +12,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::output::{fail, Outcome, Reply};
-use crate::tmux::Server;
-use crate::{daemon, replay, sessions, watch_cmd};
+mod item_json;
+mod replay;
+mod reply;
+mod session;
+mod watch;
+
+use self::reply::{fail, Outcome, Reply};
+use crate::daemon;
+use crate::tmux::{self, Server};
 
 /// Drive tmux from agents and scripts, with an event-driven lifecycle daemon.
 #[derive(Debug, Parser)]
@@ -171,8 +180,8 @@ pub fn main() -> ExitCode {
             }
         }
         Cmd::Watch { sessions, record, replay } => match match replay {
-            Some(file) => watch_cmd::replay(&file, &sessions),
-            None => watch_cmd::watch(server, &sessions, record.as_deref()),
+            Some(file) => watch::replay(&file, &sessions),
+            None => watch::watch(server, &sessions, record.as_deref()),
         } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -181,16 +190,16 @@ pub fn main() -> ExitCode {
             }
         },
         Cmd::SessionCreate { name, no_watch, dir, command } => {
-            emit(sessions::create_reply(&server, &name, no_watch, dir.as_ref(), &command))
+            emit(session::create_reply(&server, &name, no_watch, dir.as_ref(), &command))
         }
         Cmd::SessionKill { name } => {
             let reply = Reply::new("session-kill").session(name.to_string_lossy());
-            emit(match sessions::kill(&server, &name) {
+            emit(match tmux::kill(&server, &name) {
                 Ok(id) => Ok(reply.field("session_id", id.to_string()).output("killed")),
                 Err(e) => Err(fail(reply, e)),
             })
         }
-        Cmd::SessionList => one_shot("session-list", |r| Ok(r.output(sessions::list(&server)?))),
+        Cmd::SessionList => one_shot("session-list", |r| Ok(r.output(session::list(&server)?))),
         Cmd::Daemon { command } => match command {
             DaemonCmd::Status => one_shot("daemon-status", |r| Ok(merge(r, daemon::status(&server)?))),
             DaemonCmd::Start => one_shot("daemon-start", |r| Ok(merge(r, daemon::start(&server)?))),

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::timefmt::now_rfc3339;
+use crate::util::now_rfc3339;
 
 /// A command's reply: `status`, `command`, `session`, `pane_id`, `output`,
 /// `timestamp`, plus the command's own fields.

@@ -1,0 +1,19 @@
+//! Everything that talks to tmux: which server, one-shot commands, the
+//! session listings, the control client (and recorded streams played as
+//! one), the escaping of user strings, and target resolution.
+//!
+//! May call `runtime/` (the spawn lock around an attach) and `util/`; used
+//! by `watch/`, `daemon/`, `cli/` (and later `agent/`, `mcp/`). It must not
+//! call any of those.
+
+mod control;
+mod escape;
+mod listing;
+mod server;
+mod session;
+
+pub use control::{sidecar, ControlSource, Recording, TmuxControl};
+pub use escape::tmux_arg;
+pub use listing::{SessionRow, SESSION_FORMAT, WATCH_FORMAT};
+pub use server::{is_no_server, spawn_error, tmux_bin, Server, TmuxError};
+pub use session::{create, kill, resolve, Created};

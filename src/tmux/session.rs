@@ -1,0 +1,94 @@
+//! Session operations as tmux commands: create, resolve, kill.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use tmux_control::SessionId;
+
+use super::escape::tmux_arg;
+use super::server::{Server, TmuxError};
+use crate::util::lossy;
+
+/// What `session-create` made.
+#[derive(Debug)]
+pub struct Created {
+    pub id: SessionId,
+    pub pane: String,
+    pub name: Vec<u8>,
+}
+
+/// Creates a detached session, marked watched unless `no_watch`, in one tmux
+/// command (so the mark is there before anyone can see the session).
+pub fn create(
+    server: &Server,
+    name: &OsStr,
+    watch: bool,
+    dir: Option<&PathBuf>,
+    command: &[OsString],
+) -> Result<Created> {
+    if name.is_empty() {
+        bail!("a session name must not be empty");
+    }
+    let mut args: Vec<OsString> = vec![
+        "new-session".into(),
+        "-d".into(),
+        "-P".into(),
+        "-F".into(),
+        "#{session_id} #{pane_id} #{session_name}".into(),
+        "-s".into(),
+        tmux_arg(name),
+    ];
+    if let Some(d) = dir {
+        args.push("-c".into());
+        args.push(tmux_arg(d.as_os_str()));
+    }
+    if !command.is_empty() {
+        args.push("--".into());
+        args.extend(command.iter().map(|c| tmux_arg(c)));
+    }
+    if watch {
+        args.extend([";", "set-option", "@ctb-watched", "1"].map(OsString::from));
+    }
+    // A server that is exiting (its last session just closed) can take the
+    // connection and then vanish: once more starts a fresh server.
+    let out = match server.run(&args) {
+        Err(TmuxError::NoServer(_)) => server.run(&args),
+        other => other,
+    };
+    let out = out.map_err(|e| match e {
+        TmuxError::Failed { message, .. } if message.starts_with("duplicate session") => {
+            anyhow::anyhow!("a session named {:?} already exists", name)
+        }
+        other => other.into(),
+    })?;
+    let line = out.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let id = parts.next().and_then(SessionId::from_bytes).context("tmux did not print the new session's id")?;
+    let pane = lossy(parts.next().unwrap_or_default());
+    let name = parts.next().unwrap_or_default().to_vec();
+    Ok(Created { id, pane, name })
+}
+
+/// Resolves a user's session argument: an exact name, else a `$N` id.
+pub fn resolve(server: &Server, arg: &OsStr) -> Result<(SessionId, Vec<u8>)> {
+    let rows = server.list_sessions()?;
+    if let Some(r) = rows.iter().find(|r| r.name == arg.as_bytes()) {
+        return Ok((r.id, r.name.clone()));
+    }
+    if let Ok(id) = arg.to_string_lossy().parse::<SessionId>() {
+        if let Some(r) = rows.iter().find(|r| r.id == id) {
+            return Ok((r.id, r.name.clone()));
+        }
+    }
+    bail!("no session named {:?} on this tmux server", arg)
+}
+
+/// Kills exactly the named session.
+pub fn kill(server: &Server, name: &OsStr) -> Result<SessionId> {
+    let (id, _) = resolve(server, name)?;
+    // By id: the name could have been renamed since resolving, the id not.
+    server.run([OsString::from("kill-session"), OsString::from("-t"), OsString::from(id.to_string())])?;
+    Ok(id)
+}
