@@ -20,7 +20,7 @@ pub fn replay(file: &Path, sessions: &[OsString]) -> Result<()> {
         Mode::Fixed(sessions.iter().map(|s| s.to_string_lossy().parse()).collect::<Result<_, _>>()?)
     };
     let mut source = Recording::load(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut watcher = Watcher::new(mode);
     let mut out = std::io::stdout().lock();
     let mut lines = Vec::new();
@@ -57,10 +57,9 @@ pub fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Re
         }
         Mode::Fixed(ids)
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let mut source = TmuxControl::new(server);
-        source.serialize_attach();
         if let Some(p) = record {
             source.record_to(p).await?;
         }

@@ -26,7 +26,7 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     let started = now_rfc3339();
     lock.write_owner(std::process::id(), &started)?;
     tracing::info!(pid = std::process::id(), socket = %server.socket_path().display(), "daemon starting");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(daemon_main(server.clone(), &files, started, hold));
     // Stop answering before the lock is released: a request that races
     // with shutdown sees the socket gone (or closed) and starts a new daemon.

@@ -69,6 +69,10 @@ pub struct ServerFiles {
     pub lock: PathBuf,
     pub sock: PathBuf,
     pub log: PathBuf,
+    /// The spawn lock (see `spawn_lock.rs`).
+    pub spawn: PathBuf,
+    /// The attach gate (see `spawn_lock.rs`).
+    pub attach: PathBuf,
 }
 
 impl ServerFiles {
@@ -78,6 +82,8 @@ impl ServerFiles {
             lock: dir.join(format!("{key}.lock")),
             sock: dir.join(format!("{key}.sock")),
             log: dir.join(format!("{key}.log")),
+            spawn: dir.join(format!("{key}.spawn")),
+            attach: dir.join(format!("{key}.attach")),
         }
     }
 }

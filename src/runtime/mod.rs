@@ -6,9 +6,11 @@
 //! Servers are named by their socket path, never by a `tmux::Server`.
 
 mod dir;
+mod flock;
 mod lock;
 mod spawn_lock;
 
 pub use dir::{check_private_dir, runtime_dir, runtime_dir_path, server_key, RuntimeDirError, ServerFiles};
+pub use flock::LockError;
 pub use lock::{find_owner, DaemonLock, Owner};
-pub use spawn_lock::{open_log, SpawnLock};
+pub use spawn_lock::{open_log, AttachGate, GateError, SpawnLock, LOCK_DEADLINE};

@@ -1,32 +1,88 @@
-//! The per-server spawn lock: serializes the ctb processes that start a
-//! daemon or attach a control client (see docs/tmux-3.3a-crash.md).
+//! The two per-server locks that keep ctb's own commands out of tmux
+//! 3.3a's crash window (docs/tmux-3.3a-crash.md): a window linked or
+//! unlinked anywhere while a control client attaches crashes the server.
+//!
+//! - The *attach gate* (`<key>.attach`): every ctb control client attaches
+//!   (daemon, `ctb watch`, re-anchoring) holding it exclusively, until its
+//!   first reply; every ctb command that creates, kills or links sessions
+//!   or windows holds it shared for the one tmux command that does it. So
+//!   no ctb mutation runs while a ctb client attaches, and mutations never
+//!   wait for each other. Neither is ever held while waiting for another
+//!   process (only around one tmux command), so they cannot deadlock.
+//! - The *spawn lock* (`<key>.spawn`): exclusive, held by `session-create`
+//!   and `daemon start` while they look for the daemon and start one:
+//!   exactly one of many concurrent callers starts it.
+//!
+//! Both wait with a deadline ([`LOCK_DEADLINE`]) and off the async thread.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::dir::{runtime_dir, ServerFiles};
+use super::flock::{self, Held, Kind, LockError};
 
-/// Serializes the `session-create`s and `daemon start`s of one server, on
-/// the daemon's log file (which outlives daemons anyway): exactly one of
-/// many concurrent callers starts the daemon, and none creates a session
-/// while the daemon's control client is attaching (a window linked at that
-/// moment crashes tmux 3.3a; see docs/tmux-3.3a-crash.md).
+/// How long a ctb command waits for a lock another ctb process holds.
+pub const LOCK_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Serializes the `session-create`s and `daemon start`s of one server.
 pub struct SpawnLock {
     pub files: ServerFiles,
-    _log: std::fs::File,
+    _held: Held,
 }
 
 impl SpawnLock {
     pub fn take(socket: &Path) -> Result<SpawnLock> {
         let dir = runtime_dir()?;
         let files = ServerFiles::new(&dir, socket);
-        let log = open_log(&files.log)?;
-        rustix::fs::flock(&log, rustix::fs::FlockOperation::LockExclusive)?;
-        Ok(SpawnLock { files, _log: log })
+        let held = flock::take(&files.spawn, Kind::Exclusive, LOCK_DEADLINE, "the spawn lock")?;
+        Ok(SpawnLock { files, _held: held })
     }
 }
 
+/// A hold on the attach gate (shared: a mutation; exclusive: an attach).
+#[derive(Debug)]
+pub struct AttachGate {
+    _held: Held,
+}
+
+impl AttachGate {
+    /// For a one-shot command that creates, kills or links sessions or
+    /// windows: hold it across that one tmux command.
+    pub fn mutation(socket: &Path) -> Result<AttachGate> {
+        let dir = runtime_dir()?;
+        let files = ServerFiles::new(&dir, socket);
+        Ok(AttachGate { _held: flock::take(&files.attach, Kind::Shared, LOCK_DEADLINE, "the attach gate")? })
+    }
+
+    /// [`AttachGate::mutation`] for async callers (the watcher).
+    pub async fn mutation_async(socket: &Path) -> Result<AttachGate, GateError> {
+        Self::take_async(socket, Kind::Shared).await
+    }
+
+    /// For a control client's attach, until its first reply.
+    pub async fn attach_async(socket: &Path) -> Result<AttachGate, GateError> {
+        Self::take_async(socket, Kind::Exclusive).await
+    }
+
+    async fn take_async(socket: &Path, kind: Kind) -> Result<AttachGate, GateError> {
+        let dir = runtime_dir()?;
+        let files = ServerFiles::new(&dir, socket);
+        Ok(AttachGate { _held: flock::take_async(&files.attach, kind, LOCK_DEADLINE, "the attach gate").await? })
+    }
+}
+
+/// Why the attach gate was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Dir(#[from] super::RuntimeDirError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// Opens (creating) a daemon log for appending, never through a symlink.
 pub fn open_log(path: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()

@@ -26,7 +26,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::listing::SessionRow;
 use super::server::{spawn_error, tmux_bin, Server, TmuxError};
-use crate::runtime::SpawnLock;
+use crate::runtime::AttachGate;
 
 /// Where the watcher's control-mode items come from.
 #[async_trait]
@@ -58,9 +58,9 @@ pub struct TmuxControl {
     client: Option<Client>,
     /// The anchor session our client created (matched exactly by name).
     anchor: Option<String>,
-    /// Take the server's spawn lock while attaching (see `serialize_attach`).
-    serialize_attach: bool,
-    attach_guard: Option<SpawnLock>,
+    /// The attach gate, held exclusively from the attach to the client's
+    /// first reply (see `runtime::AttachGate`).
+    attach_guard: Option<AttachGate>,
     anchors_made: u32,
     parser: Parser,
     buf: Vec<u8>,
@@ -86,7 +86,6 @@ impl TmuxControl {
             server,
             client: None,
             anchor: None,
-            serialize_attach: false,
             attach_guard: None,
             anchors_made: 0,
             parser: Parser::new(),
@@ -107,14 +106,6 @@ impl TmuxControl {
         });
         Ok(())
     }
-
-    /// Attach only while holding the server's spawn lock, so that no
-    /// `session-create` makes a window while this client attaches (which
-    /// crashes tmux 3.3a). For `ctb watch`; the daemon's first attach is
-    /// already covered by its spawner's lock.
-    pub fn serialize_attach(&mut self) {
-        self.serialize_attach = true;
-    }
 }
 
 #[async_trait]
@@ -122,11 +113,11 @@ impl ControlSource for TmuxControl {
     async fn attach(&mut self) -> Result<(), TmuxError> {
         self.detach().await;
         self.anchors_made += 1;
-        let name = format!("ctb-anchor-{}-{}", std::process::id(), self.anchors_made);
-        if self.serialize_attach {
-            // Released when the client's first reply block arrives.
-            self.attach_guard = SpawnLock::take(&self.server.socket_path()).ok();
-        }
+        let name = super::listing::anchor_name(std::process::id(), self.anchors_made);
+        // No ctb command creates or kills a window while we attach (tmux
+        // 3.3a crashes); released when the client's first reply arrives.
+        // A signal while waiting ends the wait (the watcher then stops).
+        self.attach_guard = Some(wait_or_signal(AttachGate::attach_async(&self.server.socket_path())).await?);
         // One command list, run by the control client itself: it creates
         // the anchor and is attached to it at once, and the anchor is marked
         // before any other client can see it. `-N`: never start a server
@@ -136,7 +127,7 @@ impl ControlSource for TmuxControl {
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
             .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat"])
-            .args([";", "set-option", "@ctb-anchor", "A"])
+            .args([";", "set-option", "@ctb-anchor", &name])
             .args([";", "set-option", "destroy-unattached", "off"])
             .args([";", "refresh-client", "-f", "no-output,ignore-size"])
             .stdin(Stdio::piped())
@@ -217,17 +208,27 @@ impl ControlSource for TmuxControl {
             // exiting as the session dies). Then closing stdin makes it
             // print %exit and leave.
             let mut removed = false;
+            // Killing the anchor unlinks a window: not while another ctb
+            // client attaches. Without the gate (stuck holder), kill anyway:
+            // leaving the anchor would keep the server alive.
+            let gate = AttachGate::mutation_async(&self.server.socket_path()).await;
             if let (Some(stdin), Some(name)) = (c.stdin.as_mut(), anchor.as_deref()) {
                 removed = stdin.write_all(format!("kill-session -t '={name}'\n").as_bytes()).await.is_ok();
             }
             drop(c.stdin.take());
-            let _ = c.child.wait().await;
+            // A deadline, not a poll: a client that does not leave is killed.
+            if tokio::time::timeout(DETACH_DEADLINE, c.child.wait()).await.is_err() {
+                tracing::warn!("control client did not exit within {:?}; killing it", DETACH_DEADLINE);
+                let _ = c.child.kill().await;
+            }
+            drop(gate);
             if removed {
                 return self.flush_record().await;
             }
         }
         if let Some(name) = anchor {
             // The client was gone already: the anchor may be left over.
+            let _gate = AttachGate::mutation_async(&self.server.socket_path()).await;
             let _ = self.server.run_async(["kill-session", "-t", &format!("={name}")]).await;
         }
         self.flush_record().await;
@@ -237,7 +238,29 @@ impl ControlSource for TmuxControl {
         if let Some(r) = &mut self.record {
             let _ = r.commands.write_all(format!("# kill-session -t {id}\n").as_bytes()).await;
         }
+        let _gate = AttachGate::mutation_async(&self.server.socket_path()).await;
         let _ = self.server.run_async(["kill-session", "-t", &id.to_string()]).await;
+    }
+}
+
+/// How long a detaching client may take to leave before it is killed.
+const DETACH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Awaits `f`, unless SIGINT, SIGTERM or SIGHUP arrives first.
+async fn wait_or_signal<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, TmuxError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term, mut hup) = (
+        signal(SignalKind::interrupt()).map_err(TmuxError::Spawn)?,
+        signal(SignalKind::terminate()).map_err(TmuxError::Spawn)?,
+        signal(SignalKind::hangup()).map_err(TmuxError::Spawn)?,
+    );
+    tokio::select! {
+        r = f => r.map_err(|e| TmuxError::Lock(e.to_string())),
+        _ = int.recv() => Err(TmuxError::Interrupted),
+        _ = term.recv() => Err(TmuxError::Interrupted),
+        _ = hup.recv() => Err(TmuxError::Interrupted),
     }
 }
 

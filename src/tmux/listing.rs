@@ -2,16 +2,59 @@
 
 use super::server::TmuxError;
 
+/// The marks of a session, as two characters `WA`: `W` is `1` when the
+/// session is watched, `A` is `1` when it claims to be a watcher's anchor.
+/// tmux compares, so no user value can be confused with another: watched
+/// means `@ctb-watched` is exactly `1` (what ctb sets; one rule everywhere),
+/// and the anchor claim means `@ctb-anchor` equals the session's own name
+/// (what ctb sets on its anchors; see [`is_anchor_name`] for the rest of
+/// the proof). Formats repeat it literally (`concat!` takes no consts).
+///
 /// The list-sessions format the watcher and `session-list` parse.
 /// The name goes last: it may contain spaces.
-pub const SESSION_FORMAT: &str = "#{session_id} #{?@ctb-watched,1,0}#{?@ctb-anchor,A,} #{session_windows} \
-     #{session_attached} #{session_created} #{session_name}";
+pub const SESSION_FORMAT: &str = concat!(
+    "#{session_id} ",
+    "#{==:#{@ctb-watched},1}#{==:#{@ctb-anchor},#{session_name}}",
+    " #{session_windows} #{session_attached} #{session_created} #{session_name}"
+);
 
-/// The lighter format the watcher queries on every change: each user
-/// option lookup costs tmux about 0.7 ms per 1,000 sessions, conditionals
-/// more, so the marks are printed raw (`@ctb-watched` is `1`,
-/// `@ctb-anchor` is `A`): `ID MARKS ATTACHED NAME`.
-pub const WATCH_FORMAT: &str = "#{session_id} #{@ctb-watched}#{@ctb-anchor} #{session_attached} #{session_name}";
+/// The format of the marks the watcher asks for sessions it sees for the
+/// first time (one `display-message` each): `ID MARKS ATTACHED NAME`.
+pub const WATCH_FORMAT: &str = concat!(
+    "#{session_id} ",
+    "#{==:#{@ctb-watched},1}#{==:#{@ctb-anchor},#{session_name}}",
+    " #{session_attached} #{session_name}"
+);
+
+/// The name of a watcher's anchor: `ctb-anchor-<pid>-<n>`, both decimal.
+pub fn anchor_name(pid: u32, n: u32) -> String {
+    format!("ctb-anchor-{pid}-{n}")
+}
+
+/// Whether `name` has the exact shape of [`anchor_name`]. A session is
+/// taken for an anchor (hidden, and removed when stale) only if its name
+/// has this shape *and* its `@ctb-anchor` option equals its name: a user's
+/// session with any option value is never taken for one.
+pub fn is_anchor_name(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(b"ctb-anchor-") else { return false };
+    let mut parts = rest.split(|&b| b == b'-');
+    let digits =
+        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.len() <= 10 && p.iter().all(u8::is_ascii_digit));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
+/// Parses the two-character marks field: (watched, anchor claim).
+fn parse_marks(m: &[u8]) -> Option<(bool, bool)> {
+    let bit = |b: u8| match b {
+        b'0' => Some(false),
+        b'1' => Some(true),
+        _ => None,
+    };
+    match m {
+        [w, a] => Some((bit(*w)?, bit(*a)?)),
+        _ => None,
+    }
+}
 
 /// One row of [`SESSION_FORMAT`] (or of [`WATCH_FORMAT`], with `windows`
 /// and `created` left at 0).
@@ -32,14 +75,13 @@ impl SessionRow {
     pub fn parse(line: &[u8]) -> Option<SessionRow> {
         let mut it = line.splitn(6, |&b| b == b' ');
         let id = tmux_control::SessionId::from_bytes(it.next()?)?;
-        let flags = it.next()?;
-        let watched = flags.first() == Some(&b'1');
-        let anchor = flags.get(1) == Some(&b'A');
+        let (watched, anchor) = parse_marks(it.next()?)?;
         let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
         let windows = num(it.next()?)? as u32;
         let attached = num(it.next()?)? as u32;
         let created = num(it.next()?)?;
         let name = it.next()?.to_vec();
+        let anchor = anchor && is_anchor_name(&name);
         Some(SessionRow { id, watched, anchor, windows, attached, created, name })
     }
 }
@@ -49,13 +91,13 @@ impl SessionRow {
     pub fn parse_watch(line: &[u8]) -> Option<SessionRow> {
         let mut it = line.splitn(4, |&b| b == b' ');
         let id = tmux_control::SessionId::from_bytes(it.next()?)?;
-        let marks = it.next()?;
+        let (watched, anchor) = parse_marks(it.next()?)?;
         let attached = std::str::from_utf8(it.next()?).ok()?.parse::<u32>().ok()?;
         let name = it.next()?.to_vec();
         Some(SessionRow {
             id,
-            watched: marks.contains(&b'1'),
-            anchor: marks.contains(&b'A'),
+            watched,
+            anchor: anchor && is_anchor_name(&name),
             windows: 0,
             attached,
             created: 0,
@@ -69,7 +111,7 @@ impl SessionRow {
             "{} {}{} {} {} {} {}",
             self.id,
             u8::from(self.watched),
-            if self.anchor { "A" } else { "" },
+            u8::from(self.anchor),
             self.windows,
             self.attached,
             self.created,
@@ -92,17 +134,41 @@ mod tests {
 
     #[test]
     fn parses_session_rows() {
-        let r = SessionRow::parse(b"$3 1 2 0 1700000000 my name").unwrap();
+        let r = SessionRow::parse(b"$3 10 2 0 1700000000 my name").unwrap();
         assert_eq!(r.id.0, 3);
         assert!(r.watched && !r.anchor);
-        assert!(SessionRow::parse(b"$4 0A 1 1 1700000000 ctb-anchor-1").unwrap().anchor);
-        let w = SessionRow::parse_watch(b"$5 1 0 a name").unwrap();
-        assert!(w.watched && !w.anchor && w.attached == 0 && w.name == b"a name");
-        let w = SessionRow::parse_watch(b"$6 A 1 ctb-anchor-2-1").unwrap();
-        assert!(!w.watched && w.anchor && w.attached == 1);
-        let w = SessionRow::parse_watch(b"$7  0 plain").unwrap();
-        assert!(!w.watched && !w.anchor && w.name == b"plain");
         assert_eq!(r.name, b"my name");
+        assert!(SessionRow::parse(b"$4 01 1 1 1700000000 ctb-anchor-1-1").unwrap().anchor);
+        let w = SessionRow::parse_watch(b"$5 10 0 a name").unwrap();
+        assert!(w.watched && !w.anchor && w.attached == 0 && w.name == b"a name");
+        let w = SessionRow::parse_watch(b"$6 01 1 ctb-anchor-2-1").unwrap();
+        assert!(!w.watched && w.anchor && w.attached == 1);
+        let w = SessionRow::parse_watch(b"$7 00 0 plain").unwrap();
+        assert!(!w.watched && !w.anchor && w.name == b"plain");
         assert!(SessionRow::parse(b"garbage").is_none());
+        // Old or forged marks fields are not rows.
+        assert!(SessionRow::parse_watch(b"$8 1A 0 x").is_none());
+        assert!(SessionRow::parse_watch(b"$8  0 x").is_none());
+    }
+
+    #[test]
+    fn only_an_exact_anchor_name_with_the_claim_is_an_anchor() {
+        // The claim alone (a user set @ctb-anchor to the session's name).
+        assert!(!SessionRow::parse_watch(b"$1 01 0 important").unwrap().anchor);
+        for name in [
+            "ctb-anchor-",
+            "ctb-anchor-1",
+            "ctb-anchor-1-",
+            "ctb-anchor--1",
+            "ctb-anchor-1-2-3",
+            "ctb-anchor-a-1",
+            "xctb-anchor-1-1",
+            "ctb-anchor-1-1 ",
+            "ctb-anchor-12345678901-1",
+        ] {
+            assert!(!is_anchor_name(name.as_bytes()), "{name}");
+        }
+        assert!(is_anchor_name(b"ctb-anchor-4242-17"));
+        assert!(!SessionRow::parse_watch(b"$1 00 0 ctb-anchor-1-1").unwrap().anchor);
     }
 }

@@ -20,6 +20,10 @@ pub enum TmuxError {
     NoServer(String),
     #[error("tmux {command}: {message}")]
     Failed { command: String, message: String },
+    #[error("{0}")]
+    Lock(String),
+    #[error("interrupted by a signal")]
+    Interrupted,
 }
 
 /// How the user selected the tmux server (`-L`, `-S`, `-f` as tmux has them).

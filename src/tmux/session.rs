@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use tmux_control::SessionId;
 
-use super::escape::tmux_arg;
+use super::escape::{literal, tmux_arg};
 use super::server::{Server, TmuxError};
+use crate::runtime::AttachGate;
 use crate::util::lossy;
 
 /// What `session-create` made.
@@ -38,13 +39,15 @@ pub fn create(
         "-F".into(),
         "#{session_id} #{pane_id} #{session_name}".into(),
         "-s".into(),
-        tmux_arg(name),
+        // -s and -c are format-expanded by tmux (see escape.rs).
+        literal(name),
     ];
     if let Some(d) = dir {
         args.push("-c".into());
-        args.push(tmux_arg(d.as_os_str()));
+        args.push(literal(d.as_os_str()));
     }
     if !command.is_empty() {
+        // Not format-expanded (see escape.rs): passed as given.
         args.push("--".into());
         args.extend(command.iter().map(|c| tmux_arg(c)));
     }
@@ -53,9 +56,13 @@ pub fn create(
     }
     // A server that is exiting (its last session just closed) can take the
     // connection and then vanish: once more starts a fresh server.
-    let out = match server.run(&args) {
-        Err(TmuxError::NoServer(_)) => server.run(&args),
-        other => other,
+    let out = {
+        // Creating a window: not while a ctb control client attaches.
+        let _gate = AttachGate::mutation(&server.socket_path())?;
+        match server.run(&args) {
+            Err(TmuxError::NoServer(_)) => server.run(&args),
+            other => other,
+        }
     };
     let out = out.map_err(|e| match e {
         TmuxError::Failed { message, .. } if message.starts_with("duplicate session") => {
@@ -89,6 +96,7 @@ pub fn resolve(server: &Server, arg: &OsStr) -> Result<(SessionId, Vec<u8>)> {
 pub fn kill(server: &Server, name: &OsStr) -> Result<SessionId> {
     let (id, _) = resolve(server, name)?;
     // By id: the name could have been renamed since resolving, the id not.
+    let _gate = AttachGate::mutation(&server.socket_path())?;
     server.run([OsString::from("kill-session"), OsString::from("-t"), OsString::from(id.to_string())])?;
     Ok(id)
 }

@@ -84,6 +84,8 @@ pub async fn run(
                     // The server went away since the listing: the next
                     // listing says so.
                     Err(crate::tmux::TmuxError::NoServer(_)) => queue.extend(watcher.handle(Input::ClientClosed)),
+                    // A signal while waiting for the attach gate.
+                    Err(crate::tmux::TmuxError::Interrupted) => queue.extend(watcher.handle(Input::Signal)),
                     Err(e) => return Err(e.into()),
                 },
                 Action::Send(line) => {

@@ -322,9 +322,15 @@ impl Watcher {
                 self.query(out);
             }
             Notification::SessionRenamed { session, name } => {
-                let known = self.sessions.insert(session, name.clone());
-                if self.watched.contains(&session) && known.as_deref() != Some(name.as_slice()) {
-                    out.push(Action::Emit(Event { kind: EventKind::Renamed, session, name }));
+                // Only sessions already known: one seen first in a rename
+                // has no marks yet, and the next reconcile must ask for
+                // them (it asks for every id it does not know).
+                let Some(known) = self.sessions.get_mut(&session) else { return };
+                if *known != name {
+                    *known = name.clone();
+                    if self.watched.contains(&session) {
+                        out.push(Action::Emit(Event { kind: EventKind::Renamed, session, name }));
+                    }
                 }
             }
             Notification::Exit { reason } => self.exit_reason = Some(reason.unwrap_or_default()),
@@ -581,7 +587,7 @@ mod tests {
             .collect();
         for id in asked {
             let r = rows.iter().find(|r| r.id == id).unwrap();
-            let marks = format!("{}{}", if r.watched { "1" } else { "" }, if r.anchor { "A" } else { "" });
+            let marks = format!("{}{}", u8::from(r.watched), u8::from(r.anchor));
             let line = format!("{} {marks} {} {}", r.id, r.attached, String::from_utf8_lossy(&r.name));
             all.extend(w.handle(block(vec![line])));
         }
@@ -657,7 +663,7 @@ mod tests {
         let list = w.handle(block(vec!["$2 0 b".into()]));
         assert!(!list.iter().any(|x| matches!(x, Action::Stop(_))), "{list:?}");
         assert!(list.contains(&Action::Send(marks_command(&[SessionId(2)]))), "{list:?}");
-        let a = w.handle(block(vec!["$2 1 0 b".into()]));
+        let a = w.handle(block(vec!["$2 10 0 b".into()]));
         assert!(!a.iter().any(|x| matches!(x, Action::Stop(_))), "{a:?}");
         assert_eq!(w.watched().map(|(id, _)| id).collect::<Vec<_>>(), vec![SessionId(2)]);
     }
@@ -723,5 +729,20 @@ mod tests {
         assert!(matches!(&a[0], Action::Respond(1, Err(_))));
         assert_eq!(a.last(), Some(&Action::Stop(EndReason::Signal)));
         assert!(matches!(w.handle(Input::WatchRequest(2, SessionId(0)))[..], [Action::Respond(2, Err(_))]));
+    }
+
+    #[test]
+    fn a_session_renamed_before_its_first_reconcile_is_still_watched() {
+        let mut w = attached(vec![row(0, true, "a")]);
+        // A hook renames the new session before our listing sees it.
+        let renamed = Input::Item(Item::Notification(Notification::SessionRenamed {
+            session: SessionId(4),
+            name: b"proj-foo".to_vec(),
+        }));
+        assert_eq!(w.handle(renamed), vec![]);
+        assert_eq!(sends(&w.handle(changed())), 1);
+        let a = sync(&mut w, &[row(0, true, "a"), row(4, true, "proj-foo")]);
+        assert!(a.iter().any(|x| matches!(x, Action::Emit(Event { kind: EventKind::Created, .. }))), "{a:?}");
+        assert_eq!(w.watched().map(|(id, _)| id).collect::<Vec<_>>(), vec![SessionId(0), SessionId(4)]);
     }
 }
