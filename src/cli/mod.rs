@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod item_json;
@@ -20,7 +20,7 @@ mod watch;
 
 use self::reply::{fail, Outcome, Reply};
 use crate::daemon;
-use crate::tmux::{self, Server};
+use crate::tmux::Server;
 
 /// Drive tmux from agents and scripts, with an event-driven lifecycle daemon.
 #[derive(Debug, Parser)]
@@ -63,22 +63,27 @@ pub enum Cmd {
         replay: Option<PathBuf>,
     },
     /// Create a detached session, watched by this server's daemon.
+    ///
+    /// A NAME that starts with `-` goes after `--`:
+    /// `ctb session-create -- -name [CMD ARGS...]`.
     SessionCreate {
-        #[arg(allow_hyphen_values = true)]
+        /// The session's name (tmux may rewrite some characters; the reply
+        /// gives the name tmux stored).
         name: OsString,
         /// Do not mark it watched (no daemon is started for it).
         #[arg(long)]
         no_watch: bool,
-        /// Start directory.
+        /// Start directory (must exist).
         #[arg(short = 'c', value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Command to run in the session (after `--`).
-        #[arg(last = true)]
+        /// Command to run in the session, after `--` (given to tmux as
+        /// separate arguments, never expanded).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
     },
-    /// Kill exactly the named session.
+    /// Kill exactly the named session (a NAME starting with `-` goes after `--`).
     SessionKill {
-        #[arg(allow_hyphen_values = true)]
+        /// Exact session name, or `$N`.
         name: OsString,
     },
     /// List sessions.
@@ -100,9 +105,9 @@ pub enum DaemonCmd {
     Stop,
     /// Wait until the daemon has exited (at once if none runs).
     Wait {
-        /// Give up after this many seconds (exit status 1).
-        #[arg(long, default_value_t = 10.0)]
-        timeout: f64,
+        /// Give up after this many seconds (exit status 1); `inf`: never.
+        #[arg(long, default_value = "10", value_parser = parse_timeout)]
+        timeout: Option<std::time::Duration>,
     },
     /// Print the daemon log's last lines.
     Logs {
@@ -115,9 +120,33 @@ pub enum DaemonCmd {
 }
 
 impl Cli {
+    /// The server selection, with paths made absolute (the daemon changes
+    /// its directory to `/`).
     fn server(&self) -> Server {
-        Server { label: self.label.clone(), path: self.socket.clone(), config: self.config.clone() }
+        Server {
+            label: self.label.clone(),
+            path: self.socket.as_deref().map(crate::tmux::absolute),
+            config: self.config.as_deref().map(crate::tmux::absolute),
+        }
     }
+}
+
+/// A `--timeout` in seconds: finite and not negative, or `inf` (`None`:
+/// no deadline).
+fn parse_timeout(s: &str) -> Result<Option<std::time::Duration>, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("{s:?} is not a number of seconds (0 or more, or inf)"));
+    }
+    if secs.is_infinite() || secs > 1e9 {
+        return Ok(None);
+    }
+    Ok(Some(std::time::Duration::from_secs_f64(secs)))
+}
+
+/// Writes a line to stderr; a closed stderr is ignored (never a panic).
+pub(crate) fn stderr_line(msg: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 fn init_tracing(verbose: u8, daemon: bool) {
@@ -137,68 +166,79 @@ fn init_tracing(verbose: u8, daemon: bool) {
         .try_init();
 }
 
-/// Prints one JSON line; the exit status follows the reply.
+/// Prints one JSON line; the exit status follows the reply (and is 1 if
+/// the line could not be written: a closed stdout).
 fn emit(r: Outcome) -> ExitCode {
+    let (line, code) = match r {
+        Ok(reply) => (reply.success(), ExitCode::SUCCESS),
+        Err(f) => (f.reply.error(&f.error), ExitCode::FAILURE),
+    };
     let mut out = std::io::stdout().lock();
-    match r {
-        Ok(reply) => {
-            let _ = writeln!(out, "{}", reply.success());
-            ExitCode::SUCCESS
-        }
-        Err(f) => {
-            let _ = writeln!(out, "{}", f.reply.error(&f.error));
-            ExitCode::FAILURE
-        }
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        return ExitCode::FAILURE;
     }
+    code
 }
 
 fn one_shot(command: &'static str, f: impl FnOnce(Reply) -> Result<Reply>) -> ExitCode {
     emit(f(Reply::new(command)).map_err(|e| fail(Reply::new(command), e)))
 }
 
+/// The command name a usage error belongs to, for its JSON reply.
+fn command_name(args: &[OsString]) -> String {
+    let names = ["replay", "watch", "session-create", "session-kill", "session-list", "daemon"];
+    let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
+    match it.find(|a| names.contains(a)) {
+        Some("daemon") => match it.find(|a| !a.starts_with('-')) {
+            Some(sub) => format!("daemon-{sub}"),
+            None => "daemon".into(),
+        },
+        Some(c) => c.to_owned(),
+        None => "ctb".into(),
+    }
+}
+
+/// A usage error as the JSON envelope on stdout (the usage on stderr);
+/// help and version print as clap does.
+fn usage_error(e: clap::Error, args: &[OsString]) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    // The message is the paragraph before the usage and the tips.
+    let para: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+    let joined = para.join(" ");
+    let msg = joined.strip_prefix("error: ").unwrap_or(&joined).to_owned();
+    let mut m = serde_json::Map::new();
+    m.insert("status".into(), "error".into());
+    m.insert("command".into(), command_name(args).into());
+    m.insert("session".into(), serde_json::Value::Null);
+    m.insert("pane_id".into(), serde_json::Value::Null);
+    m.insert("output".into(), serde_json::Value::Null);
+    m.insert("timestamp".into(), crate::util::now_rfc3339().into());
+    m.insert("error".into(), format!("usage: {msg}").into());
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::Value::Object(m));
+    let _ = write!(std::io::stderr(), "{rendered}");
+    ExitCode::from(2)
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, &args),
+    };
     init_tracing(cli.verbose, matches!(cli.command, Cmd::Daemon { command: DaemonCmd::Run }));
     let server = cli.server();
     match cli.command {
-        Cmd::Replay { file } => {
-            let res = match file.filter(|f| f.as_os_str() != "-") {
-                Some(f) => {
-                    std::fs::File::open(&f).with_context(|| format!("cannot open {}", f.display())).and_then(|fh| {
-                        replay::replay(fh, std::io::stdout().lock()).with_context(|| format!("reading {}", f.display()))
-                    })
-                }
-                None => replay::replay(std::io::stdin().lock(), std::io::stdout().lock()).context("reading stdin"),
-            };
-            match res {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("ctb replay: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Watch { sessions, record, replay } => match match replay {
-            Some(file) => watch::replay(&file, &sessions),
-            None => watch::watch(server, &sessions, record.as_deref()),
-        } {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ctb watch: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Cmd::Replay { file } => replay::run(file),
+        Cmd::Watch { sessions, record, replay } => watch::run(server, &sessions, record.as_deref(), replay.as_deref()),
         Cmd::SessionCreate { name, no_watch, dir, command } => {
             emit(session::create_reply(&server, &name, no_watch, dir.as_ref(), &command))
         }
-        Cmd::SessionKill { name } => {
-            let reply = Reply::new("session-kill").session(name.to_string_lossy());
-            emit(match tmux::kill(&server, &name) {
-                Ok(id) => Ok(reply.field("session_id", id.to_string()).output("killed")),
-                Err(e) => Err(fail(reply, e)),
-            })
-        }
+        Cmd::SessionKill { name } => emit(session::kill_reply(&server, &name)),
         Cmd::SessionList => one_shot("session-list", |r| Ok(r.output(session::list(&server)?))),
         Cmd::Daemon { command } => match command {
             DaemonCmd::Status => one_shot("daemon-status", |r| Ok(merge(r, daemon::status(&server)?))),
@@ -208,18 +248,17 @@ pub fn main() -> ExitCode {
                 Ok(r.output(how.as_str()).field("stopped", how.as_str()).field("pid", pid))
             }),
             DaemonCmd::Wait { timeout } => one_shot("daemon-wait", |r| {
-                let secs = if timeout.is_finite() && timeout >= 0.0 { timeout } else { 0.0 };
-                if daemon::wait_exit(&server, std::time::Duration::from_secs_f64(secs.min(1e9)))? {
+                if daemon::wait_exit(&server, timeout)? {
                     Ok(r.output("not-running").field("running", false))
                 } else {
-                    anyhow::bail!("the daemon was still running after {timeout}s")
+                    anyhow::bail!("the daemon was still running after {}s", timeout.unwrap_or_default().as_secs_f64())
                 }
             }),
             DaemonCmd::Logs { n } => one_shot("daemon-logs", |r| Ok(r.output(daemon::logs(&server, n)?))),
             DaemonCmd::Run => match daemon::run_daemon(server) {
                 Ok(never) => match never {},
                 Err(e) => {
-                    eprintln!("ctb daemon: {e:#}");
+                    stderr_line(format_args!("ctb daemon: {e:#}"));
                     ExitCode::FAILURE
                 }
             },
@@ -238,6 +277,6 @@ fn merge(mut r: Reply, v: serde_json::Value) -> Reply {
     r
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

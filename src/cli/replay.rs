@@ -31,3 +31,24 @@ pub fn replay(mut input: impl Read, out: impl Write) -> io::Result<()> {
     }
     out.flush()
 }
+
+/// `ctb replay [FILE|-]`: items on stdout; a failure is one line on
+/// stderr and exit status 1 (stdout carries only items). A reader that
+/// went away (`| head`) ends it quietly.
+pub fn run(file: Option<std::path::PathBuf>) -> std::process::ExitCode {
+    use anyhow::Context;
+    let res = match file.filter(|f| f.as_os_str() != "-") {
+        Some(f) => std::fs::File::open(&f)
+            .with_context(|| format!("cannot open {}", f.display()))
+            .and_then(|fh| replay(fh, io::stdout().lock()).with_context(|| format!("reading {}", f.display()))),
+        None => replay(io::stdin().lock(), io::stdout().lock()).context("reading stdin"),
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if super::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            super::stderr_line(format_args!("ctb replay: {e:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -4,11 +4,12 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
 use crate::tmux::{resolve, Recording, Server, TmuxControl};
-use crate::watch::{self, end_json, event_json, Mode, Watcher};
+use crate::watch::{self, end_json, event_json, EndReason, Mode, Watcher};
 
 /// `ctb watch --replay FILE`: the watcher over a recording made with
 /// `--record`; prints its events without times, then the commands it sent
@@ -47,7 +48,47 @@ pub fn replay(file: &Path, sessions: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-pub fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Result<()> {
+/// `ctb watch`: JSON lines on stdout, ending with a `watch-end` line, also
+/// on failure (`"reason":"error"` with `error`, exit status 1). Ends when
+/// its reader goes away (`| head -n 1`), with exit status 1.
+pub fn run(server: Server, sessions: &[OsString], record: Option<&Path>, replay_file: Option<&Path>) -> ExitCode {
+    let res = match replay_file {
+        Some(file) => replay(file, sessions).map(|()| true),
+        None => watch(server, sessions, record),
+    };
+    match res {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) if super::is_broken_pipe(&e) => ExitCode::FAILURE,
+        Err(e) => {
+            let mut end = end_json(EndReason::Signal);
+            end["reason"] = "error".into();
+            end["error"] = format!("{e:#}").into();
+            let _ = writeln!(std::io::stdout(), "{end}");
+            super::stderr_line(format_args!("ctb watch: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves once stdout's reader has gone (EPOLLERR on a pipe or socket);
+/// never if stdout cannot be watched (a file, a tty that stays).
+async fn stdout_closed() {
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+    let Ok(fd) = rustix::io::dup(rustix::stdio::stdout()) else { return std::future::pending().await };
+    // SAFETY: the AsyncFd owns `fd` (a dup), which stays open as long as
+    // it is registered.
+    match unsafe { AsyncFd::register_with_interest(fd, Interest::ERROR) } {
+        Ok(afd) => {
+            let _ = afd.ready(Interest::ERROR).await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// The live watcher; `Ok(false)` if it stopped because stdout closed.
+fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Result<bool> {
     let mode = if sessions.is_empty() {
         Mode::Marked
     } else {
@@ -61,17 +102,31 @@ pub fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Re
     rt.block_on(async move {
         let mut source = TmuxControl::new(server);
         if let Some(p) = record {
-            source.record_to(p).await?;
+            source.record_to(p).await.with_context(|| format!("cannot record to {}", p.display()))?;
         }
         let mut watcher = Watcher::new(mode);
+        let closed = std::cell::Cell::new(false);
         let print = |v: serde_json::Value| {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{v}");
-            let _ = out.flush();
+            if writeln!(out, "{v}").and_then(|()| out.flush()).is_err() {
+                closed.set(true);
+            }
         };
+        // The reader going away stops the watcher at once, not at the
+        // next event.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            stdout_closed().await;
+            let (stop, _done) = tokio::sync::oneshot::channel();
+            let _ = tx.send(watch::Request::Stop(stop)).await;
+        });
         let reason =
-            watch::run(&mut source, &mut watcher, None, |_| serde_json::Value::Null, |e| print(event_json(e))).await?;
+            watch::run(&mut source, &mut watcher, Some(rx), |_| serde_json::Value::Null, |e| print(event_json(e)))
+                .await?;
+        if reason == EndReason::Requested || closed.get() {
+            return Ok(false);
+        }
         print(end_json(reason));
-        Ok(())
+        Ok(!closed.get())
     })
 }

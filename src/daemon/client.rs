@@ -12,23 +12,49 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tmux_control::SessionId;
 
-use super::{HOLD_FD_ENV, READY_DEADLINE, REQUEST_DEADLINE};
+use super::{HOLD_FD_ENV, READY_DEADLINE, REQUEST_DEADLINE, STATUS_DEADLINE, WATCH_DEADLINE};
 use crate::runtime::{find_owner, open_log, runtime_dir, DaemonLock, ServerFiles, SpawnLock};
 use crate::tmux::Server;
 use crate::util::lossy;
 
 /// Sends one request to the daemon; `None` if no daemon answers (no
-/// socket, refused, or closed without a reply).
+/// socket, refused, closed without a reply, or no reply in time).
 pub fn request(files: &ServerFiles, req: &Value) -> Option<Value> {
     request_within(files, req, REQUEST_DEADLINE)
 }
 
 /// [`request`] with its own answer deadline.
 pub fn request_within(files: &ServerFiles, req: &Value, deadline: Duration) -> Option<Value> {
-    let mut s = UnixStream::connect(&files.sock).ok()?;
-    s.set_read_timeout(Some(deadline)).ok()?;
-    s.set_write_timeout(Some(deadline)).ok()?;
-    exchange(&mut s, req).ok().flatten()
+    match ask(files, req, deadline) {
+        Answer::Reply(v) => Some(v),
+        Answer::NoDaemon | Answer::NoAnswer => None,
+    }
+}
+
+/// What a request got.
+#[derive(Debug)]
+pub enum Answer {
+    Reply(Value),
+    /// No daemon listens (no socket, refused), or it closed the connection
+    /// without a reply (it is exiting).
+    NoDaemon,
+    /// A daemon took the connection but did not answer within the deadline
+    /// (stopped, or stuck).
+    NoAnswer,
+}
+
+/// One request with an answer deadline.
+pub fn ask(files: &ServerFiles, req: &Value, deadline: Duration) -> Answer {
+    let Ok(mut s) = UnixStream::connect(&files.sock) else { return Answer::NoDaemon };
+    if s.set_read_timeout(Some(deadline)).is_err() || s.set_write_timeout(Some(deadline)).is_err() {
+        return Answer::NoDaemon;
+    }
+    match exchange(&mut s, req) {
+        Ok(Some(v)) => Answer::Reply(v),
+        Ok(None) => Answer::NoDaemon,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Answer::NoAnswer,
+        Err(_) => Answer::NoDaemon,
+    }
 }
 
 /// One request line out, one reply line back (the socket protocol, on a
@@ -50,12 +76,21 @@ fn exchange(stream: &mut UnixStream, req: &Value) -> std::io::Result<Option<Valu
 }
 
 /// Asks the running daemon to watch `session`: its pid, or `None` if no
-/// daemon answered (or it is stopping). Call it while holding [`SpawnLock`].
+/// daemon runs (or it is stopping); an error if one runs and does not
+/// answer in time. Call it while holding [`SpawnLock`].
 pub fn watch_by_running(lock: &SpawnLock, session: SessionId) -> Result<Option<u32>> {
     let req = json!({"op": "watch", "session_id": session.to_string()});
-    match request(&lock.files, &req) {
-        None => Ok(None),
-        Some(reply) => watch_reply(&reply, session),
+    match ask(&lock.files, &req, WATCH_DEADLINE) {
+        Answer::NoDaemon => Ok(None),
+        Answer::NoAnswer => {
+            let pid = find_owner(&lock.files.lock).ok().flatten().map(|o| o.pid);
+            bail!(
+                "the daemon{} did not answer within {}s (stopped or stuck?)",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                WATCH_DEADLINE.as_secs()
+            )
+        }
+        Answer::Reply(reply) => watch_reply(&reply, session),
     }
 }
 
@@ -160,12 +195,15 @@ pub fn wait_readable(fd: impl AsFd, deadline: Instant) -> bool {
     }
 }
 
-/// `ctb daemon status` fields.
+/// `ctb daemon status` fields: the daemon's own answer (`responding`
+/// true), or within [`STATUS_DEADLINE`] what the lock proves
+/// (`responding` false).
 pub fn status(server: &Server) -> Result<Value> {
     let dir = runtime_dir()?;
     let files = ServerFiles::new(&dir, &server.socket_path());
-    if let Some(v) = request(&files, &json!({"op": "status"})) {
+    if let Some(mut v) = request_within(&files, &json!({"op": "status"}), STATUS_DEADLINE) {
         if v["running"] == true {
+            v["responding"] = true.into();
             return Ok(v);
         }
     }
@@ -237,24 +275,56 @@ fn cleanup_stale(files: &ServerFiles) {
 
 /// `ctb daemon wait`: until this server's daemon has exited (or the
 /// deadline passes). `Ok(true)` if no daemon runs afterwards.
-pub fn wait_exit(server: &Server, timeout: Duration) -> Result<bool> {
+/// `None`: no deadline.
+pub fn wait_exit(server: &Server, timeout: Option<Duration>) -> Result<bool> {
     let dir = runtime_dir()?;
     let files = ServerFiles::new(&dir, &server.socket_path());
     match find_owner(&files.lock)? {
         None => Ok(true),
-        Some(owner) => Ok(wait_readable(&owner.pidfd, Instant::now() + timeout)),
+        Some(owner) => Ok(match timeout {
+            Some(t) => wait_readable(&owner.pidfd, Instant::now() + t),
+            None => wait_readable_forever(&owner.pidfd),
+        }),
     }
 }
 
-/// `ctb daemon start`: make sure a daemon runs for this server.
+/// Blocks until `fd` is readable (one blocking `poll(2)`, no timeout).
+fn wait_readable_forever(fd: impl AsFd) -> bool {
+    loop {
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// `ctb daemon start`: make sure a daemon runs for this server if
+/// something is marked watched. The same answer shape whatever the case:
+/// the status, plus `started` (a daemon was started now) and, when none
+/// runs, `reason` (no server, or nothing marked watched).
 pub fn start(server: &Server) -> Result<Value> {
     let lock = SpawnLock::take(&server.socket_path())?;
+    let mut started = false;
+    let mut reason = None;
     if !daemon_listening(&lock) {
-        // Released at once: with nothing marked watched it stops again.
-        drop(spawn_daemon(server, &lock)?);
+        match server.list_sessions_or_none()? {
+            None => reason = Some("no tmux server is running"),
+            Some(rows) if !rows.iter().any(|r| r.watched && !r.anchor) => reason = Some("no session is marked watched"),
+            Some(_) => {
+                drop(spawn_daemon(server, &lock)?);
+                started = true;
+            }
+        }
     }
     drop(lock);
-    status(server)
+    let mut v = status(server)?;
+    v["started"] = started.into();
+    if let Some(r) = reason {
+        v["reason"] = r.into();
+    }
+    Ok(v)
 }
 
 /// The last `n` lines of this server's daemon log.

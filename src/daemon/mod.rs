@@ -33,3 +33,8 @@ const HOLD_FD_ENV: &str = "CTB_HOLD_FD";
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one request may take to be answered.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a running daemon may take to confirm it watches a new session
+/// (a reconcile: milliseconds; longer means stopped or stuck).
+const WATCH_DEADLINE: Duration = Duration::from_secs(5);
+/// How long `daemon status` waits for the daemon's own answer.
+const STATUS_DEADLINE: Duration = Duration::from_secs(2);

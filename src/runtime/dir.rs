@@ -20,13 +20,17 @@ pub enum RuntimeDirError {
     NotOwned { path: PathBuf, owner: u32, uid: u32 },
     #[error("runtime directory {path} has mode {mode:o}; it must not be accessible to group or others (chmod 700)")]
     Mode { path: PathBuf, mode: u32 },
-    #[error("cannot create runtime directory {path}: {source}")]
+    #[error("cannot use runtime directory {path}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("the daemon's socket path {0} is too long for a Unix socket; set XDG_RUNTIME_DIR to a shorter directory")]
+    TooLong(PathBuf),
 }
 
 /// The runtime directory's location (not checked).
 pub fn runtime_dir_path() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+    // A relative XDG_RUNTIME_DIR is invalid and ignored (XDG base
+    // directory spec).
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| Path::new(v).is_absolute()) {
         Some(x) => Path::new(&x).join("ctb"),
         None => PathBuf::from(format!("/tmp/ctb-{}", rustix::process::getuid().as_raw())),
     }
@@ -76,8 +80,14 @@ pub struct ServerFiles {
 }
 
 impl ServerFiles {
+    /// The files for the server at `socket`. The readable part of the key
+    /// is shortened so the request socket's path fits a Unix socket
+    /// address; see [`ServerFiles::check`] for a directory too long even
+    /// for that.
     pub fn new(dir: &Path, socket: &Path) -> Self {
-        let key = server_key(socket);
+        use std::os::unix::ffi::OsStrExt;
+        let fixed = dir.as_os_str().as_bytes().len() + "/-0123456789abcdef.sock".len();
+        let key = server_key(socket, SUN_PATH_MAX.saturating_sub(fixed));
         ServerFiles {
             lock: dir.join(format!("{key}.lock")),
             sock: dir.join(format!("{key}.sock")),
@@ -88,9 +98,24 @@ impl ServerFiles {
     }
 }
 
-/// A file-name-safe key for a socket path: its last component (for people)
-/// and a hash of the whole path (for uniqueness).
-pub fn server_key(socket: &Path) -> String {
+/// The longest path a Unix socket address holds (`sun_path` less its NUL).
+const SUN_PATH_MAX: usize = 107;
+
+impl ServerFiles {
+    /// Fails if the request socket's path is too long to bind.
+    pub fn check(&self) -> Result<(), RuntimeDirError> {
+        use std::os::unix::ffi::OsStrExt;
+        if self.sock.as_os_str().as_bytes().len() > SUN_PATH_MAX {
+            return Err(RuntimeDirError::TooLong(self.sock.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// A file-name-safe key for a socket path: its last component (for people,
+/// at most `max_label` characters) and a hash of the whole path (for
+/// uniqueness).
+pub fn server_key(socket: &Path, max_label: usize) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = socket.as_os_str().as_bytes();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -104,7 +129,7 @@ pub fn server_key(socket: &Path) -> String {
         .unwrap_or_default()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .take(40)
+        .take(max_label.min(40))
         .collect();
     format!("{label}-{h:016x}")
 }

@@ -28,7 +28,7 @@ pub enum Kind {
 pub enum LockError {
     #[error("{what} of this tmux server is held by another ctb process (waited {secs}s; a stopped `ctb`?): {path}")]
     Timeout { what: &'static str, secs: u64, path: PathBuf },
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Io { path: PathBuf, source: std::io::Error },
 }
 

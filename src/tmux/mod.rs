@@ -15,5 +15,5 @@ mod session;
 pub use control::{sidecar, ControlSource, Recording, TmuxControl};
 pub use escape::tmux_arg;
 pub use listing::{anchor_name, is_anchor_name, SessionRow, SESSION_FORMAT, WATCH_FORMAT};
-pub use server::{is_no_server, spawn_error, tmux_bin, Server, TmuxError};
+pub use server::{absolute, is_no_server, spawn_error, tmux_bin, Server, TmuxError};
 pub use session::{create, kill, resolve, Created};

@@ -24,6 +24,8 @@ pub enum TmuxError {
     Lock(String),
     #[error("interrupted by a signal")]
     Interrupted,
+    #[error("{0}")]
+    BadSocket(String),
 }
 
 /// How the user selected the tmux server (`-L`, `-S`, `-f` as tmux has them).
@@ -54,7 +56,15 @@ impl Server {
     }
 
     /// The socket path tmux itself would use for this selection.
+    /// Canonical (symlinks and `.`/`..`/`//` resolved), so that every
+    /// spelling of one server (`-L m`, `-S /tmp/tmux-0/./m`, a symlink to
+    /// the socket) names one daemon.
     pub fn socket_path(&self) -> PathBuf {
+        canonical(&self.given_socket_path())
+    }
+
+    /// The socket path as selected, before resolving symlinks.
+    fn given_socket_path(&self) -> PathBuf {
         if let Some(p) = &self.path {
             return absolute(p);
         }
@@ -80,13 +90,34 @@ impl Server {
         c
     }
 
+    /// Refuses a `-S` path that is not a socket: tmux would replace a
+    /// regular file with its socket (the file's data lost), and a
+    /// directory is never a server.
+    pub fn check_socket(&self) -> Result<(), TmuxError> {
+        let Some(p) = &self.path else { return Ok(()) };
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(p) {
+            Ok(md) if md.file_type().is_socket() => Ok(()),
+            Ok(md) if md.is_dir() => {
+                Err(TmuxError::BadSocket(format!("-S {} is a directory, not a tmux socket", p.display())))
+            }
+            Ok(_) => Err(TmuxError::BadSocket(format!(
+                "-S {} is not a socket; refusing to use it (tmux would replace the file with its socket)",
+                p.display()
+            ))),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Runs tmux with `args`; its stdout on success.
     pub fn run<I, S>(&self, args: I) -> Result<Vec<u8>, TmuxError>
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
+        self.check_socket()?;
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        tracing::debug!(?args, "tmux");
         let out = self.command().args(&args).output().map_err(spawn_error)?;
         self.check(&args, out)
     }
@@ -98,7 +129,9 @@ impl Server {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
+        self.check_socket()?;
         let args: Vec<OsString> = std::iter::once("-N".into()).chain(args.into_iter().map(Into::into)).collect();
+        tracing::debug!(?args, "tmux");
         let mut cmd = tokio::process::Command::from(self.command());
         let out = cmd.args(&args).output().await.map_err(spawn_error)?;
         self.check(&args, out)
@@ -158,10 +191,23 @@ pub fn is_no_server(message: &str) -> bool {
         || message.contains("lost server")
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute against the current directory (not resolved).
+pub fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// `p` with symlinks resolved: the whole path if it exists, else its
+/// directory (a socket not created yet), else `p` itself.
+fn canonical(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|d| d.join(name)).unwrap_or_else(|_| p.to_owned()),
+        _ => p.to_owned(),
     }
 }

@@ -92,11 +92,11 @@ pub fn resolve(server: &Server, arg: &OsStr) -> Result<(SessionId, Vec<u8>)> {
     bail!("no session named {:?} on this tmux server", arg)
 }
 
-/// Kills exactly the named session.
-pub fn kill(server: &Server, name: &OsStr) -> Result<SessionId> {
-    let (id, _) = resolve(server, name)?;
+/// Kills exactly the named session; its id and name.
+pub fn kill(server: &Server, name: &OsStr) -> Result<(SessionId, Vec<u8>)> {
+    let (id, name) = resolve(server, name)?;
     // By id: the name could have been renamed since resolving, the id not.
     let _gate = AttachGate::mutation(&server.socket_path())?;
     server.run([OsString::from("kill-session"), OsString::from("-t"), OsString::from(id.to_string())])?;
-    Ok(id)
+    Ok((id, name))
 }
