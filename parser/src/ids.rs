@@ -29,7 +29,7 @@ macro_rules! id_type {
             /// Parses `<sigil>N` from bytes.
             pub fn from_bytes(b: &[u8]) -> Option<Self> {
                 match b.split_first() {
-                    Some((&s, digits)) if s == Self::SIGIL => crate::line::parse_u32(digits).map($name),
+                    Some((&s, digits)) if s == Self::SIGIL => crate::num::parse_u32(digits).map($name),
                     _ => None,
                 }
             }

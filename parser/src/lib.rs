@@ -24,6 +24,7 @@ mod escape;
 mod ids;
 mod item;
 mod line;
+mod num;
 mod stream;
 
 pub use escape::{decode_output, decode_output_into};

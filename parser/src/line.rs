@@ -15,28 +15,9 @@ use nom::IResult;
 use crate::escape::decode_output;
 use crate::ids::{PaneId, SessionId, WindowId};
 use crate::item::Notification;
+use crate::num::{parse_u32, parse_u64};
 
 type Res<'a, T> = IResult<&'a [u8], T>;
-
-/// Parses decimal digits into a `u32` without overflow.
-pub(crate) fn parse_u32(digits: &[u8]) -> Option<u32> {
-    parse_u64(digits).and_then(|v| u32::try_from(v).ok())
-}
-
-/// Parses decimal digits into a `u64` without overflow.
-pub(crate) fn parse_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 20 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(v)
-}
 
 fn token(i: &[u8]) -> Res<'_, &[u8]> {
     take_while1(|b| b != b' ')(i)
