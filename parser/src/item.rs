@@ -20,6 +20,40 @@ pub enum Item {
     ///
     /// [`Parser::finish`]: crate::Parser::finish
     Incomplete(Block),
+    /// Input dropped because it went over one of the parser's memory
+    /// limits ([`Limits`]): an over-long line, or a reply block whose
+    /// output was too big. Only broken or hostile input does this (the
+    /// limits are far above what tmux sends); the stream goes on normally
+    /// after it.
+    ///
+    /// [`Limits`]: crate::Limits
+    Overflow(Overflow),
+}
+
+/// What an [`Item::Overflow`] dropped. Dropped bytes are counted, never
+/// kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// A line outside any block longer than [`Limits::max_line`]; `bytes`
+    /// is its length (without its `\n`, with a trailing `\r` if any). It
+    /// is not interpreted at all: never a notification nor a `%begin`.
+    ///
+    /// [`Limits::max_line`]: crate::Limits::max_line
+    Line { bytes: u64 },
+    /// A reply block abandoned because one of its output lines was longer
+    /// than [`Limits::max_line`] or its lines together went over
+    /// [`Limits::max_block`]. It replaces the [`Item::Block`] (or
+    /// [`Item::Incomplete`]) of that block, and comes when the block ends:
+    /// at its `%end`/`%error` (`closed`), or at [`Parser::finish`] (not
+    /// `closed`). `time`, `number`, `flags` and `ok` are those of
+    /// [`Block`], so the reply can be matched to its command; `bytes`
+    /// counts all its output lines (dropped or not), each with its `\n`.
+    ///
+    /// [`Limits::max_line`]: crate::Limits::max_line
+    /// [`Limits::max_block`]: crate::Limits::max_block
+    /// [`Parser::finish`]: crate::Parser::finish
+    Block { time: u64, number: u64, flags: u32, ok: bool, closed: bool, bytes: u64 },
 }
 
 /// A command reply block.

@@ -6,6 +6,14 @@
 //! fails: input it does not understand becomes an `Unknown` item, following
 //! the rules documented on [`Parser`].
 //!
+//! Memory is bounded, whatever the input: a line longer than
+//! [`Limits::max_line`] (default 4 MiB) is dropped as it arrives and
+//! reported as one [`Item::Overflow`]; a reply block whose output goes
+//! over [`Limits::max_block`] (default 64 MiB), or holds an over-long line,
+//! is dropped but still followed to its `%end`/`%error`, and reported as
+//! one [`Overflow::Block`] carrying its numbers. Both are far above what
+//! tmux sends; [`Parser::with_limits`] sets others.
+//!
 //! ```
 //! use tmux_control::{Item, Notification, Parser};
 //! let mut p = Parser::new();
@@ -29,6 +37,6 @@ mod stream;
 
 pub use escape::{decode_output, decode_output_into};
 pub use ids::{IdError, PaneId, SessionId, WindowId};
-pub use item::{Block, Item, Notification};
+pub use item::{Block, Item, Notification, Overflow};
 pub use line::parse_notification;
-pub use stream::{parse_all, Parser};
+pub use stream::{parse_all, Limits, Parser};

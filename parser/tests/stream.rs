@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tmux_control::{decode_output, parse_all, parse_notification, Block, Item, Notification, Parser};
+use tmux_control::{decode_output, parse_all, parse_notification, Block, Item, Limits, Notification, Overflow, Parser};
 use tmux_control::{PaneId as P, SessionId as S, WindowId as W};
 
 // ---------------------------------------------------------------------------
@@ -13,7 +13,11 @@ use tmux_control::{PaneId as P, SessionId as S, WindowId as W};
 /// Feeds `data` cut at `cuts` (ascending offsets), draining items after each
 /// feed, then finishes.
 fn parse_cut(data: &[u8], cuts: &[usize]) -> Vec<Item> {
-    let mut p = Parser::new();
+    parse_cut_in(Parser::new(), data, cuts)
+}
+
+/// [`parse_cut`] with a given (fresh) parser.
+fn parse_cut_in(mut p: Parser, data: &[u8], cuts: &[usize]) -> Vec<Item> {
     let mut items = Vec::new();
     let mut prev = 0;
     for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
@@ -55,7 +59,11 @@ impl Rng {
 /// Feeds `data` in random chunks (some empty), draining only sometimes so
 /// several chunks pile up in the buffer, then finishes.
 fn parse_random_chunks(data: &[u8], rng: &mut Rng, max_chunk: usize) -> Vec<Item> {
-    let mut p = Parser::new();
+    parse_random_chunks_in(Parser::new(), data, rng, max_chunk)
+}
+
+/// [`parse_random_chunks`] with a given (fresh) parser.
+fn parse_random_chunks_in(mut p: Parser, data: &[u8], rng: &mut Rng, max_chunk: usize) -> Vec<Item> {
     let mut items = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
@@ -511,4 +519,238 @@ fn finish_then_more_calls() {
     assert_eq!(p.next_item(), None);
     assert_eq!(p.next_item(), None);
     assert_eq!(p.pending_bytes(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Memory limits
+
+/// Small limits, so tests can go over them cheaply.
+const SMALL: Limits = Limits::DEFAULT.with_max_line(64).with_max_block(1024);
+
+fn parse_all_in(mut p: Parser, data: &[u8]) -> Vec<Item> {
+    p.feed(data);
+    p.finish();
+    p.collect()
+}
+
+/// Whole, byte by byte and in random cuts, the items are the same, and
+/// those wanted.
+fn check_limited(limits: Limits, data: &[u8], want: &[Item]) {
+    let whole = parse_all_in(Parser::with_limits(limits), data);
+    assert_eq!(whole, want);
+    let cuts: Vec<usize> = (1..data.len()).collect();
+    assert_eq!(parse_cut_in(Parser::with_limits(limits), data, &cuts), want, "byte by byte");
+    let mut rng = Rng::new(data.len() as u64);
+    for _ in 0..300 {
+        let mut cuts: Vec<usize> = (0..rng.below(8)).map(|_| rng.below(data.len() + 1)).collect();
+        cuts.sort();
+        assert_eq!(parse_cut_in(Parser::with_limits(limits), data, &cuts), want, "cut at {cuts:?}");
+    }
+    for max_chunk in [1, 7, 63, 64, 65, 200, 5000] {
+        let chunked = parse_random_chunks_in(Parser::with_limits(limits), data, &mut rng, max_chunk);
+        assert_eq!(chunked, want, "max chunk {max_chunk}");
+    }
+}
+
+fn long_line(n: usize) -> Item {
+    Item::Overflow(Overflow::Line { bytes: n as u64 })
+}
+
+fn over_block(ok: bool, closed: bool, bytes: usize) -> Item {
+    Item::Overflow(Overflow::Block { time: 1, number: 2, flags: 1, ok, closed, bytes: bytes as u64 })
+}
+
+#[test]
+fn long_line_without_newline() {
+    let x = vec![b'x'; 640];
+    check_limited(SMALL, &x, &[long_line(640)]);
+    let mut data = x.clone();
+    data.extend_from_slice(b"\r\n%sessions-changed\n%begin");
+    check_limited(SMALL, &data, &[long_line(641), n(Notification::SessionsChanged), unk(b"%begin")]);
+    // Never buffered: while it arrives, nothing is pending.
+    let mut p = Parser::with_limits(SMALL);
+    for chunk in x.chunks(10) {
+        p.feed(chunk);
+        assert_eq!(p.next_item(), None);
+        assert!(p.pending_bytes() <= 64, "{}", p.pending_bytes());
+    }
+    assert_eq!(p.pending_bytes(), 0);
+    assert!(p.heap_bytes() <= 256, "{}", p.heap_bytes());
+}
+
+#[test]
+fn lines_at_the_line_limit() {
+    // 64 bytes are kept, 65 are not; a `\r` counts.
+    let limits = Limits::default().with_max_line(17);
+    check_limited(limits, b"%sessions-changed\n", &[n(Notification::SessionsChanged)]);
+    check_limited(limits, b"%sessions-changed", &[n(Notification::SessionsChanged)]);
+    check_limited(limits, b"%sessions-changed\r\n%exit\n", &[long_line(18), n(Notification::Exit { reason: None })]);
+    check_limited(limits, b"%sessions-changed!", &[long_line(18)]);
+    // Several over-long lines in a row, and empty lines with a zero limit.
+    check_limited(
+        limits,
+        &[&[b'a'; 20][..], b"\n", &[b'b'; 30], b"\n\n", &[b'c'; 18]].concat(),
+        &[long_line(20), long_line(30), unk(b""), long_line(18)],
+    );
+    check_limited(Limits::default().with_max_line(0), b"\nab\n\nc", &[unk(b""), long_line(2), unk(b""), long_line(1)]);
+}
+
+#[test]
+fn long_line_is_not_interpreted() {
+    // An over-long `%begin` opens no block: what follows is top-level.
+    let mut data = b"%begin 1 2 1 ".to_vec();
+    data.extend_from_slice(&[b'0'; 100]);
+    data.extend_from_slice(b"\nout\n%end 1 2 1\n");
+    check_limited(SMALL, &data, &[long_line(113), unk(b"out"), unk(b"%end 1 2 1")]);
+}
+
+#[test]
+fn block_over_the_block_limit() {
+    // 20-byte lines cost 44 each: 23 fit in 1024 bytes, 24 do not.
+    let line = [b'y'; 20];
+    let block_of = |lines: usize, end: &[u8]| {
+        let mut d = b"%begin 1 2 1\n".to_vec();
+        for _ in 0..lines {
+            d.extend_from_slice(&line);
+            d.push(b'\n');
+        }
+        d.extend_from_slice(end);
+        d
+    };
+    let kept: Vec<&[u8]> = vec![&line[..]; 23];
+    check_limited(SMALL, &block_of(23, b"%end 1 2 1\n"), &[block(true, &kept)]);
+    check_limited(SMALL, &block_of(24, b"%end 1 2 1\n"), &[over_block(true, true, 24 * 21)]);
+    check_limited(
+        SMALL,
+        &block_of(100, b"%error 1 2 1\n%window-add @1\n"),
+        &[over_block(false, true, 100 * 21), n(Notification::WindowAdd { window: W(1) })],
+    );
+    // Lines are still checked: a foreign guard is output, `%pause` is a
+    // notification, and the stream goes on after the guard.
+    let data = block_of(50, b"%end 1 3 1\n%pause %4\n%end 1 2 1\n%sessions-changed\n");
+    check_limited(
+        SMALL,
+        &data,
+        &[
+            n(Notification::Pause { pane: P(4) }),
+            over_block(true, true, 50 * 21 + 11),
+            n(Notification::SessionsChanged),
+        ],
+    );
+    // Cut short by the end of the stream.
+    check_limited(SMALL, &block_of(30, b"partial"), &[over_block(false, false, 30 * 21 + 8)]);
+    check_limited(SMALL, &block_of(3, b"partial"), &[incomplete(&[&line, &line, &line, b"partial"])]);
+    // Many empty lines count too.
+    check_limited(
+        SMALL,
+        &[&b"%begin 1 2 1\n"[..], &[b'\n'; 100], b"%end 1 2 1\n"].concat(),
+        &[over_block(true, true, 100)],
+    );
+}
+
+#[test]
+fn long_line_inside_a_block() {
+    let mut data = b"%begin 1 2 1\nshort\n".to_vec();
+    data.extend_from_slice(&[b'z'; 640]);
+    data.extend_from_slice(b"\nafter\n%end 1 2 1\n%window-add @1\n");
+    check_limited(SMALL, &data, &[over_block(true, true, 6 + 641 + 6), n(Notification::WindowAdd { window: W(1) })]);
+    // The over-long line ends the stream.
+    let mut data = b"%begin 1 2 1\nshort\n".to_vec();
+    data.extend_from_slice(&[b'z'; 640]);
+    check_limited(SMALL, &data, &[over_block(false, false, 6 + 641)]);
+}
+
+#[test]
+fn property_random_bytes_small_limits() {
+    let default_cases = if cfg!(debug_assertions) { 5_000 } else { 50_000 };
+    let cases: usize = std::env::var("CTB_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default_cases);
+    let mut rng = Rng::new(std::env::var("CTB_PROPTEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(43));
+    for case in 0..cases {
+        let mut data = random_input(&mut rng);
+        if rng.below(4) == 0 {
+            // A long run without a newline somewhere.
+            let at = rng.below(data.len() + 1);
+            let run = vec![b"x%\r "[rng.below(4)]; rng.below(200)];
+            data.splice(at..at, run);
+        }
+        if rng.below(2) == 0 {
+            // Inside a block, so block limits matter.
+            data.splice(0..0, *b"%begin 1 2 1\n");
+            data.extend_from_slice(b"\n%end 1 2 1\n");
+        }
+        let max_line = if rng.below(4) == 0 { rng.below(16) } else { 16 + rng.below(200) };
+        let limits = Limits::default().with_max_line(max_line).with_max_block(rng.below(400));
+        let whole = parse_all_in(Parser::with_limits(limits), &data);
+        let max_chunk = [1, 3, 16, 64, 300][rng.below(5)];
+        let chunked = parse_random_chunks_in(Parser::with_limits(limits), &data, &mut rng, max_chunk);
+        assert_eq!(chunked, whole, "case {case}, {limits:?}: {:?}", String::from_utf8_lossy(&data));
+        // Within the limits, nothing changes.
+        if data.len() <= limits.max_line && data.split(|&b| b == b'\n').count() * 24 + data.len() <= limits.max_block {
+            assert_eq!(whole, parse_all(&data), "case {case}");
+        }
+    }
+}
+
+/// Feeds 100 MB in 64 KiB chunks with the default limits, draining after
+/// each, and returns the items and the most heap the parser held.
+fn feed_100mb(mut fill: impl FnMut(&mut Vec<u8>)) -> (Vec<Item>, usize) {
+    const TOTAL: usize = 100_000_000;
+    const CHUNK: usize = 64 * 1024;
+    let mut p = Parser::new();
+    let (mut items, mut peak, mut fed) = (Vec::new(), 0, 0);
+    let mut chunk = Vec::with_capacity(2 * CHUNK);
+    while fed < TOTAL {
+        fill(&mut chunk);
+        let n = chunk.len().min(CHUNK).min(TOTAL - fed);
+        p.feed(&chunk[..n]);
+        chunk.drain(..n);
+        fed += n;
+        items.extend(p.by_ref());
+        peak = peak.max(p.heap_bytes());
+    }
+    p.feed(&chunk);
+    p.feed(b"\n%end 1 2 1\n%exit\n");
+    p.finish();
+    items.extend(p.by_ref());
+    (items, peak)
+}
+
+#[test]
+fn memory_stays_bounded_on_100_mb() {
+    let (line, block) = (Limits::DEFAULT_MAX_LINE, Limits::DEFAULT_MAX_BLOCK);
+    let exit = n(Notification::Exit { reason: None });
+    // One line of 100 MB: the buffer holds at most one line's worth.
+    let (items, peak) = feed_100mb(|c| c.resize(64 * 1024, b'x'));
+    assert!(
+        matches!(items[..], [Item::Overflow(Overflow::Line { bytes }), _, ref e] if bytes > 99_000_000 && *e == exit)
+    );
+    assert!(peak <= 2 * (line + 64 * 1024), "peak {peak}");
+    // A block of 100 MB of 80-byte lines: kept up to the block limit, then
+    // dropped; its `%end` still closes it.
+    let mut started = false;
+    let (items, peak) = feed_100mb(|c| {
+        if !std::mem::replace(&mut started, true) {
+            c.extend_from_slice(b"%begin 1 2 1\n");
+        }
+        while c.len() < 64 * 1024 {
+            c.extend_from_slice(&[b'x'; 80]);
+            c.push(b'\n');
+        }
+    });
+    assert!(
+        matches!(items[..], [Item::Overflow(Overflow::Block { number: 2, ok: true, closed: true, .. }), ref e] if *e == exit)
+    );
+    assert!(peak <= 2 * block + 2 * 64 * 1024, "peak {peak}");
+    // A block with a line of 100 MB.
+    let mut started = false;
+    let (items, peak) = feed_100mb(|c| {
+        if !std::mem::replace(&mut started, true) {
+            c.extend_from_slice(b"%begin 1 2 1\nfirst\n");
+        }
+        c.resize(64 * 1024, b'x');
+    });
+    assert!(
+        matches!(items[..], [Item::Overflow(Overflow::Block { number: 2, ok: true, closed: true, .. }), ref e] if *e == exit)
+    );
+    assert!(peak <= 2 * (line + 64 * 1024), "peak {peak}");
 }

@@ -1,7 +1,7 @@
 //! JSON form of parsed control-mode items (what `ctb replay` prints).
 
 use serde_json::{Map, Value};
-use tmux_control::{Block, Item, Notification};
+use tmux_control::{Block, Item, Notification, Overflow};
 
 use crate::util::lossy;
 
@@ -25,6 +25,27 @@ pub fn item_to_json(item: &Item) -> Value {
         Item::Unknown(line) => {
             m.insert("kind".into(), "unknown".into());
             m.insert("line".into(), lossy(line).into());
+        }
+        Item::Overflow(o) => {
+            m.insert("kind".into(), "overflow".into());
+            match *o {
+                Overflow::Line { bytes } => {
+                    m.insert("what".into(), "line".into());
+                    m.insert("bytes".into(), bytes.into());
+                }
+                Overflow::Block { time, number, flags, ok, closed, bytes } => {
+                    m.insert("what".into(), "block".into());
+                    m.insert("time".into(), time.into());
+                    m.insert("number".into(), number.into());
+                    m.insert("flags".into(), flags.into());
+                    m.insert("ok".into(), ok.into());
+                    m.insert("closed".into(), closed.into());
+                    m.insert("bytes".into(), bytes.into());
+                }
+                _ => {
+                    m.insert("what".into(), "other".into());
+                }
+            }
         }
     }
     Value::Object(m)

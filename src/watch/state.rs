@@ -312,7 +312,7 @@ impl Watcher {
                 self.on_notification(n, out);
             }
             Item::Block(b) => self.on_block(b, out),
-            Item::Unknown(_) | Item::Incomplete(_) => {}
+            Item::Unknown(_) | Item::Incomplete(_) | Item::Overflow(_) => {}
         }
     }
 
