@@ -198,12 +198,21 @@ fn session_killed_while_being_created_and_watched() {
 #[test]
 fn daemon_start_with_nothing_to_watch_stops_at_once() {
     let s = TmuxServer::new();
+    // One answer shape: no server, or a server with nothing watched.
+    let v = s.ok(&["daemon", "start"]);
+    assert!(v["running"] == false && v["started"] == false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("no tmux server"), "{v}");
     s.tmux_ok(&["new-session", "-d", "-s", "plain"]);
-    s.ok(&["daemon", "start"]);
+    let v = s.ok(&["daemon", "start"]);
+    assert!(v["running"] == false && v["started"] == false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("no session is marked watched"), "{v}");
     assert_eq!(s.ok(&["daemon", "wait", "--timeout", "10"])["running"], false);
-    assert!(s.runtime_files().is_empty());
-    let logs = s.ok(&["daemon", "logs"]);
-    assert!(logs["output"].to_string().contains("no-sessions"), "{logs}");
+    assert!(s.runtime_files().is_empty(), "{:?}", s.runtime_files());
+    // With something watched it starts one.
+    s.tmux_ok(&["set-option", "-t", "plain", "@ctb-watched", "1"]);
+    let v = s.ok(&["daemon", "start"]);
+    assert!(v["running"] == true && v["started"] == true && v["watched"][0] == "plain", "{v}");
+    s.ok(&["daemon", "stop"]);
 }
 
 #[test]
@@ -242,7 +251,8 @@ fn hostile_names_work_and_reach_no_shell() {
     ];
     let mut pid = None;
     for (asked, stored) in &cases {
-        let v = s.create(asked);
+        // A name starting with `-` goes after `--` (else it is a flag).
+        let v = s.ok(&["session-create", "--", asked]);
         assert_eq!(v["session"], stored.as_str(), "asked {asked:?}");
         pid = Some(daemon_pid(&v));
     }
@@ -250,7 +260,7 @@ fn hostile_names_work_and_reach_no_shell() {
     assert_eq!(watched(&s).len(), cases.len());
     // Later commands find each session by the name tmux stored.
     for (_, stored) in &cases {
-        let v = s.ok(&["session-kill", stored]);
+        let v = s.ok(&["session-kill", "--", stored]);
         assert_eq!(v["session"], stored.as_str());
     }
     assert!(wait_pid(pid.unwrap(), EXIT_DEADLINE));

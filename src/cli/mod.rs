@@ -107,7 +107,7 @@ pub enum DaemonCmd {
     Wait {
         /// Give up after this many seconds (exit status 1); `inf`: never.
         #[arg(long, default_value = "10", value_parser = parse_timeout)]
-        timeout: Option<std::time::Duration>,
+        timeout: Timeout,
     },
     /// Print the daemon log's last lines.
     Logs {
@@ -131,17 +131,21 @@ impl Cli {
     }
 }
 
-/// A `--timeout` in seconds: finite and not negative, or `inf` (`None`:
-/// no deadline).
-fn parse_timeout(s: &str) -> Result<Option<std::time::Duration>, String> {
+/// A `--timeout`: a deadline, or none (`inf`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeout(pub Option<std::time::Duration>);
+
+/// A `--timeout` in seconds: finite and not negative, or `inf` (no
+/// deadline).
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
     let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if secs.is_nan() || secs < 0.0 {
         return Err(format!("{s:?} is not a number of seconds (0 or more, or inf)"));
     }
     if secs.is_infinite() || secs > 1e9 {
-        return Ok(None);
+        return Ok(Timeout(None));
     }
-    Ok(Some(std::time::Duration::from_secs_f64(secs)))
+    Ok(Timeout(Some(std::time::Duration::from_secs_f64(secs))))
 }
 
 /// Writes a line to stderr; a closed stderr is ignored (never a panic).
@@ -248,10 +252,10 @@ pub fn main() -> ExitCode {
                 Ok(r.output(how.as_str()).field("stopped", how.as_str()).field("pid", pid))
             }),
             DaemonCmd::Wait { timeout } => one_shot("daemon-wait", |r| {
-                if daemon::wait_exit(&server, timeout)? {
+                if daemon::wait_exit(&server, timeout.0)? {
                     Ok(r.output("not-running").field("running", false))
                 } else {
-                    anyhow::bail!("the daemon was still running after {}s", timeout.unwrap_or_default().as_secs_f64())
+                    anyhow::bail!("the daemon was still running after {}s", timeout.0.unwrap_or_default().as_secs_f64())
                 }
             }),
             DaemonCmd::Logs { n } => one_shot("daemon-logs", |r| Ok(r.output(daemon::logs(&server, n)?))),
@@ -279,4 +283,30 @@ fn merge(mut r: Reply, v: serde_json::Value) -> Reply {
 
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        for args in [
+            &["ctb", "daemon", "wait", "--timeout", "inf"][..],
+            &["ctb", "daemon", "wait"],
+            &["ctb", "session-create", "--", "-x", "sh", "-c", "true"],
+            &["ctb", "session-create", "n", "-c", "/", "--", "cmd", "-x"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        for args in [
+            &["ctb", "daemon", "wait", "--timeout", "nan"][..],
+            &["ctb", "daemon", "wait", "--timeout", "-1"],
+            &["ctb", "session-create", "--help-me"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
 }

@@ -43,7 +43,9 @@ pub fn create_reply(
     let watch = if no_watch {
         None
     } else {
-        let lock = crate::runtime::SpawnLock::take(&server.socket_path()).map_err(|e| fail(asked(), e))?;
+        let mut lock = crate::runtime::SpawnLock::take(&server.socket_path()).map_err(|e| fail(asked(), e))?;
+        // A daemon of another runtime directory may serve this server.
+        lock.files = daemon::locate(server).map_err(|e| fail(asked(), e))?;
         let held = if !daemon::daemon_listening(&lock)
             && server.list_sessions_or_none().map_err(|e| fail(asked(), e.into()))?.is_some()
         {

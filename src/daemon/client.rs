@@ -111,6 +111,56 @@ pub fn daemon_listening(lock: &SpawnLock) -> bool {
     UnixStream::connect(&lock.files.sock).is_ok()
 }
 
+/// The server user option a running daemon records itself in, so that a
+/// ctb with another runtime directory (another `XDG_RUNTIME_DIR`) finds it:
+/// `PID<TAB>LOCK<TAB>SOCK`. tmux keeps it as long as the server lives; a
+/// dead daemon's record is ignored (the lock proves who is alive).
+pub const DAEMON_OPTION: &str = "@ctb-daemon";
+
+/// The value of [`DAEMON_OPTION`] for the daemon `pid` with these files.
+pub fn daemon_record(pid: u32, files: &ServerFiles) -> String {
+    format!("{pid}\t{}\t{}", files.lock.display(), files.sock.display())
+}
+
+/// The files of the daemon serving `server`: this runtime directory's,
+/// unless no daemon holds its lock and another runtime directory's daemon
+/// is recorded in the server and proven alive (see [`recorded_daemon`]).
+pub fn locate(server: &Server) -> Result<ServerFiles> {
+    let dir = runtime_dir()?;
+    let own = ServerFiles::new(&dir, &server.socket_path());
+    if find_owner(&own.lock)?.is_some() {
+        return Ok(own);
+    }
+    Ok(recorded_daemon(server, &own).map(|(_, f)| f).unwrap_or(own))
+}
+
+/// A live daemon recorded in [`DAEMON_OPTION`] other than the one of
+/// `own`'s files: its pid and files. Trusted only if its lock file is a
+/// `.lock` in a private directory of ours, beside its socket, and the pid
+/// is proven to hold that lock; anything else is ignored (never signalled).
+pub fn recorded_daemon(server: &Server, own: &ServerFiles) -> Option<(u32, ServerFiles)> {
+    let out = server.run(["-N", "show-options", "-s", "-q", "-v", DAEMON_OPTION]).ok()?;
+    let text = String::from_utf8(out).ok()?;
+    let mut f = text.trim_end_matches('\n').split('\t');
+    let pid: u32 = f.next()?.parse().ok()?;
+    let lock = std::path::PathBuf::from(f.next()?);
+    let sock = std::path::PathBuf::from(f.next()?);
+    if f.next().is_some() || lock == own.lock || !lock.is_absolute() {
+        return None;
+    }
+    let dir = lock.parent()?;
+    if sock.parent()? != dir || lock.extension()? != "lock" || sock.extension()? != "sock" {
+        return None;
+    }
+    crate::runtime::check_private_dir(dir).ok()?;
+    let owner = find_owner(&lock).ok()??;
+    if owner.pid != pid {
+        return None;
+    }
+    let log = lock.with_extension("log");
+    Some((pid, ServerFiles { lock, sock, log, spawn: own.spawn.clone(), attach: own.attach.clone() }))
+}
+
 /// A daemon this process spawned, held open until dropped.
 pub struct Held {
     stream: UnixStream,
@@ -199,8 +249,7 @@ pub fn wait_readable(fd: impl AsFd, deadline: Instant) -> bool {
 /// true), or within [`STATUS_DEADLINE`] what the lock proves
 /// (`responding` false).
 pub fn status(server: &Server) -> Result<Value> {
-    let dir = runtime_dir()?;
-    let files = ServerFiles::new(&dir, &server.socket_path());
+    let files = locate(server)?;
     if let Some(mut v) = request_within(&files, &json!({"op": "status"}), STATUS_DEADLINE) {
         if v["running"] == true {
             v["responding"] = true.into();
@@ -243,8 +292,7 @@ impl Stopped {
 /// SIGKILL, each with a deadline, each signal sent through a pidfd of a
 /// process proven to hold the lock. Sessions are left alone.
 pub fn stop(server: &Server) -> Result<(Stopped, Option<u32>)> {
-    let dir = runtime_dir()?;
-    let files = ServerFiles::new(&dir, &server.socket_path());
+    let files = locate(server)?;
     let Some(owner) = find_owner(&files.lock)? else {
         cleanup_stale(&files);
         return Ok((Stopped::NotRunning, None));
@@ -277,8 +325,7 @@ fn cleanup_stale(files: &ServerFiles) {
 /// deadline passes). `Ok(true)` if no daemon runs afterwards.
 /// `None`: no deadline.
 pub fn wait_exit(server: &Server, timeout: Option<Duration>) -> Result<bool> {
-    let dir = runtime_dir()?;
-    let files = ServerFiles::new(&dir, &server.socket_path());
+    let files = locate(server)?;
     match find_owner(&files.lock)? {
         None => Ok(true),
         Some(owner) => Ok(match timeout {
@@ -305,7 +352,8 @@ fn wait_readable_forever(fd: impl AsFd) -> bool {
 /// the status, plus `started` (a daemon was started now) and, when none
 /// runs, `reason` (no server, or nothing marked watched).
 pub fn start(server: &Server) -> Result<Value> {
-    let lock = SpawnLock::take(&server.socket_path())?;
+    let mut lock = SpawnLock::take(&server.socket_path())?;
+    lock.files = locate(server)?;
     let mut started = false;
     let mut reason = None;
     if !daemon_listening(&lock) {
@@ -329,8 +377,7 @@ pub fn start(server: &Server) -> Result<Value> {
 
 /// The last `n` lines of this server's daemon log.
 pub fn logs(server: &Server, n: usize) -> Result<Vec<String>> {
-    let dir = runtime_dir()?;
-    let files = ServerFiles::new(&dir, &server.socket_path());
+    let files = locate(server)?;
     let text = match std::fs::read(&files.log) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 pub mod client;
+mod hygiene;
 pub mod run;
 
 pub use client::*;

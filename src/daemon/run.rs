@@ -20,17 +20,29 @@ use crate::watch::{self, EndReason, Input, Mode, Request, Watcher};
 pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     let hold = take_hold_fd();
     close_inherited_fds(hold.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
+    // As daemon(7) says: hold no directory (paths are absolute already).
+    let _ = std::env::set_current_dir("/");
     let dir = runtime_dir()?;
     let files = ServerFiles::new(&dir, &server.socket_path());
     let mut lock = DaemonLock::acquire(&files.lock).context("taking the daemon lock")?;
     let started = now_rfc3339();
     lock.write_owner(std::process::id(), &started)?;
+    cap_log(&files.log);
     tracing::info!(pid = std::process::id(), socket = %server.socket_path().display(), "daemon starting");
+    super::hygiene::remove_stale_logs(&dir, &files);
+    // One daemon per server, whatever runtime directory: another one
+    // recorded in the server and proven alive serves it already.
+    if let Some((pid, other)) = super::recorded_daemon(&server, &files) {
+        let _ = std::fs::remove_file(&files.sock);
+        lock.release();
+        anyhow::bail!("another ctb daemon (pid {pid}, {}) already serves this tmux server", other.lock.display());
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(daemon_main(server.clone(), &files, started, hold));
     // Stop answering before the lock is released: a request that races
     // with shutdown sees the socket gone (or closed) and starts a new daemon.
     let _ = std::fs::remove_file(&files.sock);
+    unrecord(&server, &files);
     lock.release();
     match &result {
         Ok(reason) => tracing::info!(reason = reason.as_str(), "daemon exiting"),
@@ -38,6 +50,28 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     }
     // Everything is released: skip tearing down the runtime.
     std::process::exit(i32::from(result.is_err()))
+}
+
+/// Past this size a starting daemon empties its log (one daemon's life
+/// writes a few lines per session; this bounds a pathological one).
+const LOG_CAP: u64 = 1 << 20;
+
+fn cap_log(log: &std::path::Path) {
+    if std::fs::symlink_metadata(log).is_ok_and(|m| m.is_file() && m.len() > LOG_CAP) {
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(log) {
+            let _ = f.set_len(0);
+            tracing::info!("log emptied: it had grown past {LOG_CAP} bytes");
+        }
+    }
+}
+
+/// Removes this daemon's record from the server (if it is still ours).
+fn unrecord(server: &Server, files: &ServerFiles) {
+    let mine = super::daemon_record(std::process::id(), files);
+    let Ok(out) = server.run(["-N", "show-options", "-s", "-q", "-v", super::DAEMON_OPTION]) else { return };
+    if out.strip_suffix(b"\n").unwrap_or(&out) == mine.as_bytes() {
+        let _ = server.run(["-N", "set-option", "-s", "-u", super::DAEMON_OPTION]);
+    }
 }
 
 /// Closes every fd the spawner left open but stdio and the hold: a daemon
@@ -81,6 +115,10 @@ async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold:
         tokio::spawn(serve_connection(tokio::net::UnixStream::from_std(std_stream)?, tx.clone(), true));
     }
     let accept = tokio::spawn(accept_loop(listener, tx));
+    // Found by ctbs of other runtime directories (a set-option value is
+    // not format-expanded; no server: nothing to record).
+    let record = super::daemon_record(std::process::id(), files);
+    let _ = server.run_async(["set-option", "-s", super::DAEMON_OPTION, record.as_str()]).await;
     let mut source = TmuxControl::new(server.clone());
     let pid = std::process::id();
     let socket = server.socket_path().display().to_string();

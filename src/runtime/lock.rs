@@ -3,8 +3,8 @@
 //! An exclusive `flock` on `<key>.lock`, held for the daemon's whole life;
 //! the kernel drops it when the process dies, even by SIGKILL, so a stale
 //! file never blocks the next daemon. The file holds the daemon's pid and
-//! start time, which are only trusted after proving (via `/proc/PID/fd`)
-//! that the process holds this very file open while the lock is taken.
+//! start time, which are only trusted after proving (via `/proc/locks`)
+//! that this very pid holds the exclusive flock on this very file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -68,11 +68,13 @@ impl DaemonLock {
         }
     }
 
-    /// Records who holds the lock.
+    /// Records who holds the lock: written over the old text, then cut to
+    /// length (never truncated first, so a reader never sees it empty).
     pub fn write_owner(&mut self, pid: u32, started: &str) -> std::io::Result<()> {
-        self.file.set_len(0)?;
+        let text = format!("{pid}\n{started}\n");
         self.file.rewind()?;
-        writeln!(self.file, "{pid}\n{started}")?;
+        self.file.write_all(text.as_bytes())?;
+        self.file.set_len(text.len() as u64)?;
         self.file.sync_data()
     }
 
@@ -94,7 +96,7 @@ pub struct Owner {
 
 /// Finds the daemon holding the lock at `path`, proving it: the lock is
 /// held, and the pid (opened as a pidfd first, so it cannot be recycled
-/// under us) has the lock file open. `None` if no daemon holds it.
+/// under us) holds the flock itself. `None` if no daemon holds it.
 pub fn find_owner(path: &Path) -> std::io::Result<Option<Owner>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
@@ -116,8 +118,23 @@ pub fn find_owner(path: &Path) -> std::io::Result<Option<Owner>> {
         Err(_) => return Ok(None),
     };
     let md = file.metadata()?;
-    let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))?
-        .flatten()
-        .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() == md.dev() && m.ino() == md.ino()));
-    Ok(holds.then_some(Owner { pid, started, pidfd }))
+    Ok(holds_flock(pid, &md).then_some(Owner { pid, started, pidfd }))
+}
+
+/// Whether `pid` holds an exclusive `flock` on the file `md` describes,
+/// as `/proc/locks` says (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...`).
+/// The pid there is the process that took the lock: another process that
+/// merely has the file open (or a recycled pid) does not pass.
+fn holds_flock(pid: u32, md: &std::fs::Metadata) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/locks") else { return false };
+    let dev = md.dev();
+    // Linux's dev_t: major in bits 8-19 and 32-43, minor in 0-7 and 20-31.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let want = format!("{major:02x}:{minor:02x}:{}", md.ino());
+    text.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Blocked waiters are listed as "N: -> FLOCK ...": skip them.
+        f.len() >= 6 && f[1] == "FLOCK" && f[3] == "WRITE" && f[4] == pid.to_string() && f[5] == want
+    })
 }

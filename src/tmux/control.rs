@@ -62,6 +62,8 @@ pub struct TmuxControl {
     /// first reply (see `runtime::AttachGate`).
     attach_guard: Option<AttachGate>,
     anchors_made: u32,
+    /// The anchor's id, once its client printed it.
+    anchor_id: Option<SessionId>,
     parser: Parser,
     buf: Vec<u8>,
     record: Option<Recorder>,
@@ -88,6 +90,7 @@ impl TmuxControl {
             anchor: None,
             attach_guard: None,
             anchors_made: 0,
+            anchor_id: None,
             parser: Parser::new(),
             buf: vec![0; 64 * 1024],
             record: None,
@@ -129,6 +132,12 @@ impl ControlSource for TmuxControl {
             .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat"])
             .args([";", "set-option", "@ctb-anchor", &name])
             .args([";", "set-option", "destroy-unattached", "off"])
+            // Our client must leave when its anchor dies, never be moved to
+            // a user's session (whatever the user's global setting).
+            .args([";", "set-option", "detach-on-destroy", "on"])
+            // The anchor's id: detach kills it by id (a rename cannot
+            // save it, and no other session can be hit).
+            .args([";", "display-message", "-p", "ctb-anchor-id #{session_id}"])
             .args([";", "refresh-client", "-f", "no-output,ignore-size"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -147,8 +156,13 @@ impl ControlSource for TmuxControl {
     async fn next_item(&mut self) -> Option<Item> {
         loop {
             if let Some(item) = self.parser.next_item() {
-                if matches!(&item, Item::Block(b) if b.flags == 0) {
-                    self.attach_guard = None;
+                if let Item::Block(b) = &item {
+                    if b.flags == 0 {
+                        self.attach_guard = None;
+                        if let Some(id) = b.lines.iter().find_map(|l| l.strip_prefix(b"ctb-anchor-id ")) {
+                            self.anchor_id = SessionId::from_bytes(id);
+                        }
+                    }
                 }
                 return Some(item);
             }
@@ -200,7 +214,11 @@ impl ControlSource for TmuxControl {
     }
 
     async fn detach(&mut self) {
-        let anchor = self.anchor.take();
+        // By id when known (exact, immune to renames), else by exact name.
+        let anchor = self.anchor.take().map(|name| match self.anchor_id.take() {
+            Some(id) => id.to_string(),
+            None => format!("={name}"),
+        });
         if let Some(mut c) = self.client.take() {
             // Our client removes its own anchor as its last command: no
             // extra tmux process, and the client is never left without a
@@ -213,7 +231,7 @@ impl ControlSource for TmuxControl {
             // leaving the anchor would keep the server alive.
             let gate = AttachGate::mutation_async(&self.server.socket_path()).await;
             if let (Some(stdin), Some(name)) = (c.stdin.as_mut(), anchor.as_deref()) {
-                removed = stdin.write_all(format!("kill-session -t '={name}'\n").as_bytes()).await.is_ok();
+                removed = stdin.write_all(format!("kill-session -t '{name}'\n").as_bytes()).await.is_ok();
             }
             drop(c.stdin.take());
             // A deadline, not a poll: a client that does not leave is killed.
@@ -229,7 +247,7 @@ impl ControlSource for TmuxControl {
         if let Some(name) = anchor {
             // The client was gone already: the anchor may be left over.
             let _gate = AttachGate::mutation_async(&self.server.socket_path()).await;
-            let _ = self.server.run_async(["kill-session", "-t", &format!("={name}")]).await;
+            let _ = self.server.run_async(["kill-session", "-t", &name]).await;
         }
         self.flush_record().await;
     }

@@ -312,6 +312,11 @@ impl Watcher {
                 self.on_notification(n, out);
             }
             Item::Block(b) => self.on_block(b, out),
+            // A reply too big for the parser's limits still ends its
+            // query: as a failed one (no listing can be trusted from it).
+            Item::Overflow(tmux_control::Overflow::Block { time, number, flags, .. }) => {
+                self.on_block(Block { time, number, flags, ok: false, lines: Vec::new() }, out)
+            }
             Item::Unknown(_) | Item::Incomplete(_) | Item::Overflow(_) => {}
         }
     }
