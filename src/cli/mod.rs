@@ -117,6 +117,9 @@ pub enum DaemonCmd {
     /// Run the daemon in this process (used by ctb itself).
     #[command(hide = true)]
     Run,
+    /// Run inside a watcher's anchor session (used by ctb itself).
+    #[command(hide = true)]
+    AnchorHold { anchor: String },
 }
 
 impl Cli {
@@ -259,6 +262,13 @@ pub fn main() -> ExitCode {
                 }
             }),
             DaemonCmd::Logs { n } => one_shot("daemon-logs", |r| Ok(r.output(daemon::logs(&server, n)?))),
+            DaemonCmd::AnchorHold { anchor } => match crate::tmux::anchor::hold(&server, &anchor) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    stderr_line(format_args!("ctb anchor-hold: {e:#}"));
+                    ExitCode::FAILURE
+                }
+            },
             DaemonCmd::Run => match daemon::run_daemon(server) {
                 Ok(never) => match never {},
                 Err(e) => {

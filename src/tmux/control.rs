@@ -129,7 +129,14 @@ impl ControlSource for TmuxControl {
         // anchor is killed explicitly once the client is gone.)
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
-            .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat"])
+            .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24"])
+            // The anchor-hold finds our runtime directory and our tmux
+            // whatever the server's environment (values are not expanded).
+            .args(["-e".into(), env_arg("XDG_RUNTIME_DIR", std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_default())])
+            .args(["-e".into(), env_arg("CTB_TMUX", resolved_tmux())])
+            // The anchor's process: `ctb daemon anchor-hold NAME`, which
+            // removes the anchor once our client is gone (anchor.rs).
+            .args(anchor_command(&self.server, &name))
             .args([";", "set-option", "@ctb-anchor", &name])
             .args([";", "set-option", "destroy-unattached", "off"])
             // Our client must leave when its anchor dies, never be moved to
@@ -259,6 +266,41 @@ impl ControlSource for TmuxControl {
         let _gate = AttachGate::mutation_async(&self.server.socket_path()).await;
         let _ = self.server.run_async(["kill-session", "-t", &id.to_string()]).await;
     }
+}
+
+/// `NAME=VALUE` for `new-session -e`, safe for tmux's argv parser.
+fn env_arg(name: &str, value: impl Into<std::ffi::OsString>) -> std::ffi::OsString {
+    let mut a = std::ffi::OsString::from(format!("{name}="));
+    a.push(value.into());
+    super::escape::tmux_arg(&a)
+}
+
+/// The tmux binary as an absolute path (searched in PATH), so that the
+/// anchor's process runs the same tmux as we do.
+fn resolved_tmux() -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tmux_bin();
+    if Path::new(&bin).is_absolute() || Path::new(&bin).components().count() > 1 {
+        return super::server::absolute(Path::new(&bin)).into_os_string();
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(&bin))
+                .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        })
+        .map(|p| p.into_os_string())
+        .unwrap_or(bin)
+}
+
+/// The anchor's command line (not format-expanded by tmux; each element
+/// guarded against tmux's `;` splitting).
+fn anchor_command(server: &Server, name: &str) -> Vec<std::ffi::OsString> {
+    let exe = std::env::current_exe().map(|p| p.into_os_string()).unwrap_or_else(|_| "ctb".into());
+    let mut v = vec![exe];
+    v.extend(server.args());
+    v.extend(["daemon", "anchor-hold", name].map(std::ffi::OsString::from));
+    v.iter().map(|a| super::escape::tmux_arg(a)).collect()
 }
 
 /// How long a detaching client may take to leave before it is killed.

@@ -6,6 +6,7 @@
 //! by `watch/`, `daemon/`, `cli/` (and later `agent/`, `mcp/`). It must not
 //! call any of those.
 
+pub mod anchor;
 mod control;
 mod escape;
 mod listing;
