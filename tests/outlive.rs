@@ -27,7 +27,7 @@ fn ctb_processes(s: &TmuxServer) -> Vec<(u32, Vec<String>)> {
         .into_iter()
         .filter(|&p| util::proc_stat(p).is_some_and(|(st, _, _)| st != 'Z'))
         .map(|p| (p, proc_args(p)))
-        .filter(|(_, a)| a.first().is_some_and(|x| *x == ctb) && a.iter().any(|x| *x == s.label))
+        .filter(|(_, a)| a.first().is_some_and(|x| *x == ctb) && a.contains(&s.label))
         .collect()
 }
 
