@@ -355,3 +355,16 @@ fn long_runtime_paths_still_work() {
     let uid = rustix::process::getuid().as_raw();
     let _ = std::fs::remove_file(format!("/tmp/tmux-{uid}/{label}"));
 }
+
+#[test]
+fn one_shot_commands_have_diagnostics_on_request() {
+    let s = TmuxServer::new();
+    let quiet = s.ctb().args(["session-create", "a", "--no-watch"]).output().unwrap();
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let out = s.ctb().args(["-v", "session-list"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("list-sessions"), "{err}");
+    let out = s.ctb().args(["session-list"]).env("RUST_LOG", "ctb=debug").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("list-sessions"));
+}
