@@ -62,6 +62,8 @@ fn a_sigkilled_daemons_anchor_does_not_keep_the_server_alive() {
     assert!(wait_pid(pid, DEADLINE));
     wait_no_ctb_left(&s, &[], "after the daemon's SIGKILL");
     assert_anchors_go(&s, "after the daemon's SIGKILL");
+    // Nor its record in the server.
+    assert_eq!(s.tmux_ok(&["show-options", "-s", "-q", "-v", "@ctb-daemon"]), "");
     // The user's last session closes: the server goes.
     s.tmux_ok(&["kill-session", "-t", "=a"]);
     assert!(wait_pid(server, DEADLINE), "the tmux server stayed");

@@ -11,7 +11,7 @@
 //! that connects after the dead client's socket was closed, to kill the
 //! anchor (by its pane id, `$TMUX_PANE`), holding the attach gate shared
 //! like every ctb mutation. A normal detach kills the anchor first: the
-//! holder then just gets SIGHUP and exits.
+//! holder's clean-up then finds nothing left to do.
 
 use std::os::fd::OwnedFd;
 
@@ -27,12 +27,14 @@ pub fn hold(server: &Server, anchor: &str) -> anyhow::Result<()> {
         anyhow::bail!("{anchor:?} is not an anchor name");
     }
     // Keys typed into the anchor's pane (C-c, C-\\, C-z) must not end it
-    // under its client: handled (and dropped) by tokio's signal handler,
-    // installed for the rest of the process by registering.
+    // under its client, and the pane closing (SIGHUP) must not cut the
+    // clean-up short: handled (and dropped) by tokio's signal handler,
+    // installed for the rest of the process by registering. The process
+    // ends when the client has gone, whatever came first.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _signals = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        [SignalKind::interrupt(), SignalKind::quit(), SignalKind::from_raw(20)]
+        [SignalKind::interrupt(), SignalKind::quit(), SignalKind::from_raw(20), SignalKind::hangup()]
             .into_iter()
             .map(signal)
             .collect::<std::io::Result<Vec<_>>>()
@@ -45,6 +47,13 @@ pub fn hold(server: &Server, anchor: &str) -> anyhow::Result<()> {
     let pane = std::env::var("TMUX_PANE").unwrap_or_default();
     if !pane.starts_with('%') {
         return Ok(());
+    }
+    // A daemon killed outright leaves its record in the server: remove it
+    // if it is this watcher's (see daemon::client::DAEMON_OPTION).
+    if let Ok(v) = server.run(["-N", "show-options", "-s", "-q", "-v", "@ctb-daemon"]) {
+        if v.starts_with(format!("{watcher}\t").as_bytes()) {
+            let _ = server.run(["-N", "set-option", "-s", "-u", "@ctb-daemon"]);
+        }
     }
     let _gate = AttachGate::mutation(&server.socket_path());
     let _ = server.run(["-N", "kill-session", "-t", pane.as_str()]);
@@ -79,8 +88,8 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
-/// One blocking `poll(2)` until the process exits (no timeout: the pane's
-/// SIGHUP ends us if the anchor goes first).
+/// One blocking `poll(2)` until the process exits (no timeout: the client
+/// always ends, with its anchor, its watcher or the server).
 fn wait_readable(fd: &OwnedFd) {
     loop {
         let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
