@@ -2,14 +2,22 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 SOAK_SECONDS ?= 60
+# test-matrix: tmux versions (`system` = the tmux on PATH) and the script
+# that builds the others (kept beside the repo on development machines).
+TMUX_VERSIONS ?= system 3.4 3.7c
+CTB_TMUX_BUILD ?= ../shared/tmux/build.sh
 
-.PHONY: build test lint demo bench soak fixtures expected fuzz clean
+.PHONY: build test test-matrix lint demo bench soak fixtures expected fuzz clean
 
 build:
 	$(CARGO) build --release --workspace
 
 test: build
 	$(CARGO) test --release --workspace
+
+# The whole suite once per tmux version (docs/tmux-versions.md).
+test-matrix: build
+	CARGO="$(CARGO)" CTB_TMUX_BUILD="$(CTB_TMUX_BUILD)" bash tests/tmux-matrix.sh $(TMUX_VERSIONS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -94,6 +94,13 @@ impl TmuxServer {
         String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
     }
 
+    /// The name tmux has stored for session `id` (`$N`), as it lists it.
+    pub fn session_name_of(&self, id: &str) -> Option<String> {
+        let out = self.tmux().args(["list-sessions", "-F", "#{session_id} #{session_name}"]).output().unwrap();
+        let out = String::from_utf8_lossy(&out.stdout);
+        out.lines().find_map(|l| l.split_once(' ').filter(|(i, _)| *i == id).map(|(_, n)| n.to_owned()))
+    }
+
     /// Anchor sessions (watchers' private sessions).
     pub fn anchors(&self) -> Vec<String> {
         let out = self.tmux().args(["list-sessions", "-F", "#{?@ctb-anchor,#{session_name},}"]).output().unwrap();
