@@ -63,9 +63,18 @@ fn take_hold_fd() -> Option<OwnedFd> {
     std::env::remove_var(HOLD_FD_ENV);
     // Only trust an fd that is open: fcntl fails on a closed one.
     let borrowed = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed).ok()?;
+    let flags = rustix::io::fcntl_getfd(borrowed).ok()?;
     // SAFETY: the spawner passed this open fd to us for our sole use.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The spawner cleared close-on-exec for us to inherit it: set it back
+    // at once, or every child (the `tmux -C` client) inherits the hold too,
+    // and a spawner whose daemon died waits its full deadline instead of
+    // seeing EOF. If that fails, do without the hold rather than leak it.
+    if let Err(e) = rustix::io::fcntl_setfd(&owned, flags | rustix::io::FdFlags::CLOEXEC) {
+        tracing::warn!(error = %e, "cannot set close-on-exec on the hold; closing it");
+        return None;
+    }
+    Some(owned)
 }
 
 async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold: Option<OwnedFd>) -> Result<EndReason> {
