@@ -134,6 +134,25 @@ impl ControlSource for TmuxControl {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        // The client must never outlive us: after a `kill-server`, a client
+        // whose watcher was SIGKILLed kept itself and the tmux server alive
+        // for good. The kernel sends it SIGKILL when the *thread* that forked
+        // it ends: this one, the thread of the watcher's current-thread
+        // runtime (`block_on` on the main thread, in the daemon and in `ctb
+        // watch`), which lives as long as the process.
+        let parent = rustix::process::getpid();
+        // SAFETY: between fork and exec only async-signal-safe syscalls
+        // (prctl, getppid), no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+                // We died before the prctl: the signal will never come.
+                if rustix::process::getppid() != Some(parent) {
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().map_err(spawn_error)?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or_else(|| TmuxError::Spawn(io::Error::other("no stdout")))?;
