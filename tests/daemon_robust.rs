@@ -5,12 +5,40 @@
 
 mod util;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use util::{control_client_of, fd_targets, proc_args, signal_pid, wait_pid, TmuxServer};
+use serde_json::json;
+use util::{control_client_of, fd_targets, proc_args, signal_pid, vm_rss_kib, wait_file, wait_pid, TmuxServer};
 
 const DEADLINE: Duration = Duration::from_secs(10);
+/// The daemon's idle-connection deadline (src/daemon/run.rs).
+const IDLE: Duration = Duration::from_secs(10);
+
+/// Reads one line (the daemon's reply) with a deadline; `None` on EOF,
+/// reset or timeout before a newline.
+fn read_line(s: &mut UnixStream, timeout: Duration) -> Option<String> {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = s.read(&mut byte) {
+        if byte[0] == b'\n' {
+            return Some(String::from_utf8_lossy(&line).into_owned());
+        }
+        line.push(byte[0]);
+    }
+    None
+}
+
+/// Whether the daemon answers `status` and watches exactly `names`.
+fn assert_answers(s: &TmuxServer, names: &[&str]) {
+    let v = s.status();
+    assert_eq!(v["running"], true, "{v}");
+    assert!(v.get("responding").is_none(), "the daemon does not answer: {v}");
+    assert_eq!(v["watched"], json!(names), "{v}");
+}
 
 /// Kills (SIGKILL, through a pidfd) the listed processes of `s` still
 /// running when dropped: a failing test must not leave them behind.
@@ -27,6 +55,86 @@ impl Drop for Leftovers<'_> {
             }
         }
     }
+}
+
+// 1. Descriptor exhaustion must not end the accept loop.
+
+#[test]
+fn daemon_keeps_accepting_after_running_out_of_descriptors() {
+    let s = TmuxServer::new();
+    s.create("a");
+    let pid = s.daemon_pid();
+    let st = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=64:64"])
+        .status()
+        .expect("prlimit");
+    assert!(st.success(), "prlimit failed");
+    let sock = s.daemon_socket();
+    let log = s.runtime_file(".log");
+    let conns: Vec<UnixStream> =
+        (0..80).map(|i| UnixStream::connect(&sock).unwrap_or_else(|e| panic!("{i}: {e}"))).collect();
+    // Keep them open until the daemon has run out of descriptors (it
+    // logs it); without that log line, the deadline passes and the
+    // checks below say what state the daemon is in.
+    let warned = wait_file(&log, DEADLINE, |t| t.contains("Too many open files"));
+    drop(conns);
+    assert_answers(&s, &["a"]);
+    let v = s.ok(&["session-create", "b"]);
+    assert_eq!(v["daemon_pid"], pid, "{v}");
+    assert_answers(&s, &["a", "b"]);
+    assert!(warned, "no warning about the exhaustion in the log:\n{}", s.daemon_log());
+    let warnings = s.daemon_log().lines().filter(|l| l.contains("WARN") && l.contains("accept")).count();
+    assert_eq!(warnings, 1, "one warning per burst:\n{}", s.daemon_log());
+}
+
+#[test]
+fn idle_connection_is_closed_by_the_daemon() {
+    let s = TmuxServer::new();
+    s.create("a");
+    let mut idle = UnixStream::connect(s.daemon_socket()).unwrap();
+    // A connection that asked and is answered, then says nothing more.
+    let mut asked = UnixStream::connect(s.daemon_socket()).unwrap();
+    asked.write_all(b"{\"op\":\"status\"}\n").unwrap();
+    assert!(read_line(&mut asked, DEADLINE).is_some_and(|l| l.contains("\"running\":true")));
+    let t0 = Instant::now();
+    let mut buf = [0u8; 16];
+    idle.set_read_timeout(Some(IDLE + DEADLINE)).unwrap();
+    let r = idle.read(&mut buf);
+    assert!(matches!(r, Ok(0)), "expected EOF on an idle connection, got {r:?} after {:?}", t0.elapsed());
+    let waited = t0.elapsed();
+    assert!(waited + Duration::from_secs(1) >= IDLE, "closed too early: {waited:?}");
+    asked.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert!(matches!(asked.read(&mut buf), Ok(0)), "the answered connection is idle too");
+    // The daemon itself goes on.
+    assert_answers(&s, &["a"]);
+}
+
+// 2. A request line has a size limit.
+
+#[test]
+fn oversized_request_is_refused_without_growing_the_daemon() {
+    let s = TmuxServer::new();
+    s.create("a");
+    let pid = s.daemon_pid();
+    let before = vm_rss_kib(pid);
+    let mut c = UnixStream::connect(s.daemon_socket()).unwrap();
+    let mut w = c.try_clone().unwrap();
+    // 10 MiB without a newline, from another thread: the daemon may
+    // close while we write.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 20];
+        (0..10).take_while(|_| w.write_all(&chunk).is_ok()).count()
+    });
+    let reply = read_line(&mut c, DEADLINE);
+    assert_eq!(reply.as_deref(), Some(r#"{"ok":false,"error":"request too long"}"#));
+    let mut rest = [0u8; 16];
+    assert!(!matches!(c.read(&mut rest), Ok(n) if n > 0), "the daemon must close after refusing");
+    let written = writer.join().unwrap();
+    let after = vm_rss_kib(pid);
+    eprintln!("VmRSS before {before} KiB, after {after} KiB ({written} MiB written before the close)");
+    assert!(after < 30 * 1024, "VmRSS {after} KiB");
+    assert!(after < before + 8 * 1024, "VmRSS grew from {before} to {after} KiB");
+    assert_answers(&s, &["a"]);
 }
 
 // 4. The hold fd does not leak into the control client.
