@@ -137,6 +137,22 @@ fn oversized_request_is_refused_without_growing_the_daemon() {
     assert_answers(&s, &["a"]);
 }
 
+// 3. Anchors that die at once: no tight loop, a bounded number of tries.
+
+#[test]
+fn anchor_survives_a_default_shell_that_exits_at_once() {
+    let s = TmuxServer::new();
+    // A server whose default shell exits at once (the reviewer's setup);
+    // sessions run their command directly (several arguments: no shell).
+    s.tmux_ok(&["new-session", "-d", "-s", "keep", "sleep", "600", ";", "set", "-g", "default-shell", "/bin/false"]);
+    s.ok(&["session-create", "a", "--", "sleep", "600"]);
+    let pid = s.daemon_pid();
+    s.ok(&["session-create", "b", "--", "sleep", "600"]);
+    assert_answers(&s, &["a", "b"]);
+    // Still the first anchor: it never died (it does not run the shell).
+    assert_eq!(s.anchors(), [format!("ctb-anchor-{pid}-1")]);
+}
+
 // 4. The hold fd does not leak into the control client.
 
 #[test]

@@ -2,10 +2,11 @@
 //!
 //! The watcher talks to a [`ControlSource`]; the live one runs a `tmux -C`
 //! client that creates its own private anchor session (`ctb-anchor-<pid>-<n>`,
-//! option `@ctb-anchor`, running `cat`) and sets the client flags
-//! `no-output,ignore-size`; its stdin is kept open and its stdout always
-//! drained. On detach the client kills that anchor (and only that) as its
-//! last command, then leaves.
+//! option `@ctb-anchor`, running `cat -` without a shell) and sets the
+//! client flags `no-output,ignore-size`; its stdin is kept open and its
+//! stdout always drained. The client is killed by the kernel if the thread
+//! that started it dies. On detach the client kills that anchor (and only
+//! that) as its last command, then leaves.
 //! It can save the raw stream it read (and the commands it sent) so a
 //! user's bug becomes a fixture.
 //!
@@ -126,7 +127,10 @@ impl ControlSource for TmuxControl {
         // anchor is killed explicitly once the client is gone.)
         let mut cmd = Command::new(tmux_bin());
         cmd.args(self.server.args())
-            .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat"])
+            // `cat -` as two arguments: tmux runs it directly, not through
+            // the server's default-shell (`/bin/false -c cat` died at once,
+            // and so did every anchor after it).
+            .args(["-N", "-C", "new-session", "-s", &name, "-x", "80", "-y", "24", "cat", "-"])
             .args([";", "set-option", "@ctb-anchor", &name])
             .args([";", "set-option", "destroy-unattached", "off"])
             .args([";", "refresh-client", "-f", "no-output,ignore-size"])
