@@ -7,15 +7,20 @@ mod util;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use serde_json::json;
-use util::{control_client_of, fd_targets, proc_args, signal_pid, vm_rss_kib, wait_file, wait_pid, TmuxServer};
+use util::{
+    control_client_of, fd_targets, line_reader, proc_args, signal_pid, vm_rss_kib, wait_file, wait_pid, TmuxServer,
+};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 /// The daemon's idle-connection deadline (src/daemon/run.rs).
 const IDLE: Duration = Duration::from_secs(10);
+/// Consecutive anchor failures before the watcher gives up (src/watch/state.rs).
+const MAX_ANCHOR_FAILURES: u32 = 8;
 
 /// Reads one line (the daemon's reply) with a deadline; `None` on EOF,
 /// reset or timeout before a newline.
@@ -38,6 +43,18 @@ fn assert_answers(s: &TmuxServer, names: &[&str]) {
     assert_eq!(v["running"], true, "{v}");
     assert!(v.get("responding").is_none(), "the daemon does not answer: {v}");
     assert_eq!(v["watched"], json!(names), "{v}");
+}
+
+/// The highest anchor number `ctb-anchor-<pid>-<n>` named in `log`.
+fn anchors_named(log: &str, pid: u32) -> u32 {
+    let prefix = format!("ctb-anchor-{pid}-");
+    log.match_indices(&prefix)
+        .filter_map(|(i, _)| {
+            let digits: String = log[i + prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Kills (SIGKILL, through a pidfd) the listed processes of `s` still
@@ -151,6 +168,76 @@ fn anchor_survives_a_default_shell_that_exits_at_once() {
     assert_answers(&s, &["a", "b"]);
     // Still the first anchor: it never died (it does not run the shell).
     assert_eq!(s.anchors(), [format!("ctb-anchor-{pid}-1")]);
+}
+
+/// Makes every new anchor die at once: a hook kills each new session (the
+/// watched sessions exist already). (A missing `cat` does not do it: tmux
+/// runs a new session's command with the PATH of the client creating it.)
+fn break_anchors(s: &TmuxServer) {
+    s.tmux_ok(&["set-hook", "-g", "session-created", "kill-session"]);
+}
+
+#[test]
+fn daemon_gives_up_on_an_anchor_that_keeps_dying() {
+    let s = TmuxServer::new();
+    s.create("a");
+    let pid = s.daemon_pid();
+    let anchors = s.anchors();
+    assert_eq!(anchors, [format!("ctb-anchor-{pid}-1")]);
+    break_anchors(&s);
+    let t0 = Instant::now();
+    // The client ends with its anchor; every new one dies at once.
+    s.tmux_ok(&["kill-session", "-t", &format!("={}", anchors[0])]);
+    let gone = wait_pid(pid, Duration::from_secs(30));
+    let took = t0.elapsed();
+    let log = s.daemon_log();
+    assert!(gone, "the daemon is still re-anchoring after {took:?}:\n{}", &log[log.len().saturating_sub(3000)..]);
+    let made = anchors_named(&log, pid);
+    eprintln!("gave up after {took:?}, {made} anchors in all (1 healthy)");
+    assert!(made <= 1 + MAX_ANCHOR_FAILURES, "{made} anchors:\n{log}");
+    assert!(made >= 1 + MAX_ANCHOR_FAILURES - 1, "gave up too soon ({made} anchors):\n{log}");
+    // The backoff between the tries: 50 ms doubling to 2 s, 7 waits.
+    assert!(took >= Duration::from_secs(5), "no backoff: gave up after {took:?}");
+    assert!(log.lines().any(|l| l.contains("ERROR") && l.contains("anchor")), "{log}");
+    assert!(log.lines().any(|l| l.contains("daemon exiting") && l.contains("anchor-failed")), "{log}");
+    // The watched session is left alone.
+    assert_eq!(s.session_names(), ["a"]);
+}
+
+#[test]
+fn daemon_exits_1_when_its_anchor_keeps_dying() {
+    let s = TmuxServer::new();
+    s.tmux_ok(&["new-session", "-d", "-s", "a", ";", "set-option", "@ctb-watched", "1"]);
+    break_anchors(&s);
+    // The daemon in the foreground (as `daemon start` runs it, minus the hold).
+    let t0 = Instant::now();
+    let mut child = s.ctb().args(["daemon", "run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let stderr = line_reader(child.stderr.take().unwrap());
+    let _leftover = Leftovers { server: &s, pids: vec![pid] };
+    let gone = wait_pid(pid, Duration::from_secs(30));
+    let took = t0.elapsed();
+    assert!(gone, "the daemon is still re-anchoring after {took:?}");
+    let code = child.wait().unwrap().code();
+    // Its stderr is closed: every line is there.
+    let log = stderr.iter().collect::<Vec<_>>().join("\n");
+    let made = anchors_named(&log, pid);
+    eprintln!("exit {code:?} after {took:?}, {made} anchors");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(made <= MAX_ANCHOR_FAILURES, "{made} anchors:\n{log}");
+    assert!(log.contains("anchor-failed"), "{log}");
+}
+
+#[test]
+fn watch_ends_with_anchor_failed() {
+    let s = TmuxServer::new();
+    s.ok(&["session-create", "a", "--no-watch"]);
+    break_anchors(&s);
+    let mut w = s.watch(&["a"]);
+    let end = w.wait_for_within("watch-end", Duration::from_secs(30), |v| v["event"] == "watch-end");
+    assert_eq!(end["reason"], "anchor-failed", "{end}");
+    w.wait_exit();
+    assert_eq!(s.session_names(), ["a"]);
 }
 
 // 4. The hold fd does not leak into the control client.

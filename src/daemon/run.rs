@@ -38,8 +38,9 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
         Ok(reason) => tracing::info!(reason = reason.as_str(), "daemon exiting"),
         Err(e) => tracing::error!(error = %format!("{e:#}"), "daemon failed"),
     }
-    // Everything is released: skip tearing down the runtime.
-    std::process::exit(i32::from(result.is_err()))
+    // Everything is released: skip tearing down the runtime. Giving up on
+    // the anchor is a failure too: the sessions are no longer watched.
+    std::process::exit(i32::from(!matches!(result, Ok(r) if r != EndReason::AnchorFailed)))
 }
 
 /// Closes every fd the spawner left open but stdio and the hold: a daemon

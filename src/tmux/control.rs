@@ -162,7 +162,7 @@ impl ControlSource for TmuxControl {
         let stdout = child.stdout.take().ok_or_else(|| TmuxError::Spawn(io::Error::other("no stdout")))?;
         self.parser = Parser::new();
         self.client = Some(Client { child, stdin, stdout });
-        tracing::debug!(anchor = %name, "control client attaching");
+        tracing::info!(anchor = %name, "control client attaching");
         self.anchor = Some(name);
         Ok(())
     }
