@@ -127,6 +127,7 @@ fn watch(server: Server, sessions: &[OsString], record: Option<&Path>) -> Result
             return Ok(false);
         }
         print(end_json(reason));
-        Ok(!closed.get())
+        // Giving up on the anchor is a failure (exit status 1).
+        Ok(!closed.get() && reason != EndReason::AnchorFailed)
     })
 }

@@ -9,7 +9,9 @@
 //! `ctb daemon run` (spawned by `session-create` and `daemon start`, never
 //! by hand) takes the server's kernel lock, binds its request socket and
 //! runs the watcher until the last watched session closes. Requests are one
-//! JSON line each way: `watch`, `status`, `stop`.
+//! JSON line each way: `watch`, `status`, `stop`. A request line is at most
+//! 64 KiB (a longer one is refused and the connection closed), and a
+//! connection that sends no complete request for 10 s is closed.
 //!
 //! Its spawner keeps one end of a socket pair the daemon inherits (the
 //! *hold*): it asks `status` on it (answered once the daemon's control

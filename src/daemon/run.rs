@@ -2,11 +2,13 @@
 //! request socket and the spawner's hold, runs the watcher.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use rustix::io::Errno;
 use serde_json::{json, Value};
 use tmux_control::SessionId;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,8 +50,9 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
         Ok(reason) => tracing::info!(reason = reason.as_str(), "daemon exiting"),
         Err(e) => tracing::error!(error = %format!("{e:#}"), "daemon failed"),
     }
-    // Everything is released: skip tearing down the runtime.
-    std::process::exit(i32::from(result.is_err()))
+    // Everything is released: skip tearing down the runtime. Giving up on
+    // the anchor is a failure too: the sessions are no longer watched.
+    std::process::exit(i32::from(!matches!(result, Ok(r) if r != EndReason::AnchorFailed)))
 }
 
 /// Past this size a starting daemon empties its log (one daemon's life
@@ -97,9 +100,18 @@ fn take_hold_fd() -> Option<OwnedFd> {
     std::env::remove_var(HOLD_FD_ENV);
     // Only trust an fd that is open: fcntl fails on a closed one.
     let borrowed = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed).ok()?;
+    let flags = rustix::io::fcntl_getfd(borrowed).ok()?;
     // SAFETY: the spawner passed this open fd to us for our sole use.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The spawner cleared close-on-exec for us to inherit it: set it back
+    // at once, or every child (the `tmux -C` client) inherits the hold too,
+    // and a spawner whose daemon died waits its full deadline instead of
+    // seeing EOF. If that fails, do without the hold rather than leak it.
+    if let Err(e) = rustix::io::fcntl_setfd(&owned, flags | rustix::io::FdFlags::CLOEXEC) {
+        tracing::warn!(error = %e, "cannot set close-on-exec on the hold; closing it");
+        return None;
+    }
+    Some(owned)
 }
 
 async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold: Option<OwnedFd>) -> Result<EndReason> {
@@ -138,20 +150,113 @@ async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold:
     result
 }
 
+/// Longest request line read (a request is a few dozen bytes): a peer
+/// sending more without a newline is refused, not buffered.
+const MAX_REQUEST: usize = 64 * 1024;
+/// How long a connection may take to send a complete request, and to take
+/// its reply; then it is closed. (Not the time its reply takes to be ready:
+/// a connection waiting for a reply is not idle.)
+const IDLE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long to wait before accepting again after running out of
+/// descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts connections for the daemon's life. A failure to accept must not
+/// end it (a daemon that no longer answers looks alive and stuck): a lack
+/// of descriptors or memory is waited out, a connection aborted before we
+/// took it is skipped, and anything else stops the daemon (a new one is
+/// started on demand).
 async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Request>) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(serve_connection(stream, tx.clone(), false));
+    // A run of failures is logged once, when it starts.
+    let mut failing = false;
+    loop {
+        let e = match listener.accept().await {
+            Ok((stream, _)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("accepting connections again");
+                }
+                tokio::spawn(serve_connection(stream, tx.clone(), false));
+                continue;
+            }
+            Err(e) => e,
+        };
+        match e.raw_os_error().map(Errno::from_raw_os_error) {
+            // Only that connection is lost.
+            Some(Errno::CONNABORTED | Errno::PROTO | Errno::INTR) => {
+                tracing::debug!(error = %e, "a connection was aborted before it was accepted");
+            }
+            Some(Errno::MFILE | Errno::NFILE | Errno::NOMEM | Errno::NOBUFS) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "cannot accept a connection; retrying every {:?}", ACCEPT_BACKOFF);
+                }
+                // A bounded backoff after an error, not a poll: the listener
+                // stays readable while the connection waits, so accepting
+                // again at once would spin until a descriptor is freed.
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+            _ => {
+                tracing::error!(error = %e, "cannot accept connections; stopping the daemon");
+                let (stopped, _) = oneshot::channel();
+                let _ = tx.send(Request::Stop(stopped)).await;
+                return;
+            }
+        }
     }
 }
 
-/// Answers request lines until the peer closes; the end of the hold
-/// connection releases the hold.
+/// What [`read_request`] read.
+enum ReadLine {
+    /// A complete line (without its newline), or the last bytes before EOF.
+    Line,
+    /// More than [`MAX_REQUEST`] bytes without a newline.
+    TooLong,
+    Eof,
+}
+
+/// Reads one request line into `line`, never more than [`MAX_REQUEST`]
+/// bytes (and its newline).
+async fn read_request(r: &mut (impl AsyncBufRead + Unpin), line: &mut Vec<u8>) -> std::io::Result<ReadLine> {
+    line.clear();
+    let n = r.take(MAX_REQUEST as u64 + 1).read_until(b'\n', line).await?;
+    if n == 0 {
+        return Ok(ReadLine::Eof);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    } else if line.len() > MAX_REQUEST {
+        return Ok(ReadLine::TooLong);
+    }
+    Ok(ReadLine::Line)
+}
+
+/// Answers request lines until the peer closes, sends an overlong line, or
+/// (except on the hold) stays idle past [`IDLE_DEADLINE`]; the end of the
+/// hold connection releases the hold.
 async fn serve_connection(stream: tokio::net::UnixStream, tx: mpsc::Sender<Request>, hold: bool) {
     let (r, mut w) = stream.into_split();
-    let mut lines = tokio::io::BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let reply = serve(&line, &tx).await;
-        if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+    let mut r = tokio::io::BufReader::new(r);
+    let mut line = Vec::new();
+    // The spawner's hold is idle while it creates its session, for as long
+    // as that takes: it has no deadline (it ends when the spawner does).
+    let deadline = (!hold).then_some(IDLE_DEADLINE);
+    loop {
+        let reply = match within(deadline, read_request(&mut r, &mut line)).await {
+            Some(Ok(ReadLine::Line)) => format!("{}\n", serve(&line, &tx).await),
+            Some(Ok(ReadLine::TooLong)) => {
+                tracing::warn!("refusing a request longer than {MAX_REQUEST} bytes");
+                let _ = within(deadline, w.write_all(b"{\"ok\":false,\"error\":\"request too long\"}\n")).await;
+                break;
+            }
+            Some(Ok(ReadLine::Eof) | Err(_)) => break,
+            None => {
+                tracing::debug!("closing a connection idle for {:?}", IDLE_DEADLINE);
+                break;
+            }
+        };
+        if !matches!(within(deadline, w.write_all(reply.as_bytes())).await, Some(Ok(()))) {
             break;
         }
     }
@@ -160,8 +265,16 @@ async fn serve_connection(stream: tokio::net::UnixStream, tx: mpsc::Sender<Reque
     }
 }
 
-async fn serve(line: &str, tx: &mpsc::Sender<Request>) -> Value {
-    let req: Value = match serde_json::from_str(line) {
+/// `f`'s output, or `None` if `deadline` passed first (no deadline: waits).
+async fn within<T>(deadline: Option<Duration>, f: impl std::future::Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+async fn serve(line: &[u8], tx: &mpsc::Sender<Request>) -> Value {
+    let req: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => return json!({"ok": false, "error": format!("bad request: {e}")}),
     };

@@ -2,10 +2,11 @@
 //!
 //! The watcher talks to a [`ControlSource`]; the live one runs a `tmux -C`
 //! client that creates its own private anchor session (`ctb-anchor-<pid>-<n>`,
-//! option `@ctb-anchor`, running `cat`) and sets the client flags
-//! `no-output,ignore-size`; its stdin is kept open and its stdout always
-//! drained. On detach the client kills that anchor (and only that) as its
-//! last command, then leaves.
+//! option `@ctb-anchor`, running `cat -` without a shell) and sets the
+//! client flags `no-output,ignore-size`; its stdin is kept open and its
+//! stdout always drained. The client is killed by the kernel if the thread
+//! that started it dies. On detach the client kills that anchor (and only
+//! that) as its last command, then leaves.
 //! It can save the raw stream it read (and the commands it sent) so a
 //! user's bug becomes a fixture.
 //!
@@ -135,7 +136,10 @@ impl ControlSource for TmuxControl {
             .args(["-e".into(), env_arg("XDG_RUNTIME_DIR", std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_default())])
             .args(["-e".into(), env_arg("CTB_TMUX", resolved_tmux())])
             // The anchor's process: `ctb daemon anchor-hold NAME`, which
-            // removes the anchor once our client is gone (anchor.rs).
+            // removes the anchor once our client is gone (anchor.rs). Several
+            // arguments: tmux execs it directly, never through the server's
+            // default-shell (`/bin/false -c cat` died at once, and so did
+            // every anchor after it).
             .args(anchor_command(&self.server, &name))
             .args([";", "set-option", "@ctb-anchor", &name])
             .args([";", "set-option", "destroy-unattached", "off"])
@@ -150,12 +154,31 @@ impl ControlSource for TmuxControl {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        // The client must never outlive us: after a `kill-server`, a client
+        // whose watcher was SIGKILLed kept itself and the tmux server alive
+        // for good. The kernel sends it SIGKILL when the *thread* that forked
+        // it ends: this one, the thread of the watcher's current-thread
+        // runtime (`block_on` on the main thread, in the daemon and in `ctb
+        // watch`), which lives as long as the process.
+        let parent = rustix::process::getpid();
+        // SAFETY: between fork and exec only async-signal-safe syscalls
+        // (prctl, getppid), no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+                // We died before the prctl: the signal will never come.
+                if rustix::process::getppid() != Some(parent) {
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().map_err(spawn_error)?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or_else(|| TmuxError::Spawn(io::Error::other("no stdout")))?;
         self.parser = Parser::new();
         self.client = Some(Client { child, stdin, stdout });
-        tracing::debug!(anchor = %name, "control client attaching");
+        tracing::info!(anchor = %name, "control client attaching");
         self.anchor = Some(name);
         Ok(())
     }

@@ -2,7 +2,9 @@
 //! that connects it to a [`ControlSource`], requests and signals.
 //!
 //! While idle the loop is blocked on the control client's output, the
-//! request channel and the signal streams: no timer, no polling.
+//! request channel and the signal streams: no timer, no polling. The one
+//! timer is the backoff the state machine asks for after a control client
+//! ended at once ([`Action::AttachAfter`]): a bounded wait after a failure.
 //!
 //! May call `tmux/` (only through [`ControlSource`] and its rows) and
 //! `util/`; used by `daemon/` and `cli/`, never by `tmux/` or `runtime/`.
@@ -10,13 +12,14 @@
 pub mod state;
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tmux_control::SessionId;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
-pub use state::{Action, EndReason, Event, EventKind, Input, Mode, Watcher};
+pub use state::{Action, EndReason, Event, EventKind, Input, Mode, Watcher, MAX_ANCHOR_FAILURES};
 
 use crate::tmux::ControlSource;
 use crate::util::{lossy, now_rfc3339};
@@ -69,6 +72,10 @@ pub async fn run(
     let mut replies: HashMap<u64, Reply> = HashMap::new();
     let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_token = 0u64;
+    // When the running control client was started (for how long it ran).
+    let mut started: Option<Instant> = None;
+    // The end of a backoff the state machine asked for: no client runs.
+    let mut attach_at: Option<tokio::time::Instant> = None;
     let mut actions = watcher.start();
     loop {
         let mut queue = std::collections::VecDeque::from(std::mem::take(&mut actions));
@@ -80,10 +87,12 @@ pub async fn run(
                     queue.extend(watcher.handle(Input::Listing(rows)));
                 }
                 Action::Attach => match source.attach().await {
-                    Ok(()) => {}
+                    Ok(()) => started = Some(Instant::now()),
                     // The server went away since the listing: the next
                     // listing says so.
-                    Err(crate::tmux::TmuxError::NoServer(_)) => queue.extend(watcher.handle(Input::ClientClosed)),
+                    Err(crate::tmux::TmuxError::NoServer(_)) => {
+                        queue.extend(watcher.handle(Input::ClientClosed { ran: Duration::ZERO }));
+                    }
                     // A signal while waiting for the attach gate.
                     Err(crate::tmux::TmuxError::Interrupted) => queue.extend(watcher.handle(Input::Signal)),
                     Err(e) => return Err(e.into()),
@@ -111,7 +120,20 @@ pub async fn run(
                     tracing::info!(%id, "removing a stale anchor session");
                     source.kill_session(id).await;
                 }
+                Action::AttachAfter(wait) => {
+                    tracing::warn!("the control client ended at once; attaching again in {wait:?}");
+                    // A bounded backoff after a failure, not a poll: waited
+                    // in the select below, so requests and signals are
+                    // still served meanwhile.
+                    attach_at = Some(tokio::time::Instant::now() + wait);
+                }
                 Action::Stop(reason) => {
+                    if reason == EndReason::AnchorFailed {
+                        tracing::error!(
+                            "the control client's anchor session died at once {MAX_ANCHOR_FAILURES} times in a row \
+                             (can the tmux server run `cat`? does something kill new sessions?); giving up"
+                        );
+                    }
                     source.detach().await;
                     for w in stop_waiters {
                         let _ = w.send(());
@@ -121,9 +143,19 @@ pub async fn run(
             }
         }
         let input = tokio::select! {
-            item = source.next_item() => match item {
+            // No client runs during a backoff: its output is not read.
+            item = source.next_item(), if attach_at.is_none() => match item {
                 Some(item) => Input::Item(item),
-                None => Input::ClientClosed,
+                None => Input::ClientClosed { ran: started.take().map_or(Duration::ZERO, |t| t.elapsed()) },
+            },
+            () = async {
+                match attach_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                attach_at = None;
+                Input::AttachDue
             },
             Some(req) = async { match &mut requests { Some(r) => r.recv().await, None => None } } => match req {
                 Request::Watch(id, tx) => {

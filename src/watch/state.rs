@@ -16,8 +16,19 @@
 //! - `kill-server` gives one `%sessions-changed` per session, then `%exit`;
 //! - SIGKILL of the server gives `%exit server exited unexpectedly`;
 //! - someone killing the anchor gives `%exit`: list, then re-anchor.
+//!
+//! An anchor that dies at once (its `cat` cannot run on that server, or
+//! something kills new sessions) must not turn this into a tight loop: a
+//! client that ends before it attached, or within [`ANCHOR_LASTING`] of its
+//! attach, is a failure; after one, the next attach waits (exponential
+//! backoff, [`ANCHOR_BACKOFF_FIRST`] doubling up to [`ANCHOR_BACKOFF_MAX`]),
+//! and after [`MAX_ANCHOR_FAILURES`] in a row the watcher gives up
+//! ([`EndReason::AnchorFailed`]). A client that lasted resets the count.
+//! The machine reads no clock: the shell says how long each client ran,
+//! and performs the wait ([`Action::AttachAfter`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use tmux_control::{Block, Item, Notification, SessionId};
 
@@ -40,6 +51,27 @@ pub enum EndReason {
     NoSessions,
     Signal,
     Requested,
+    /// The control client's anchor kept dying at once: gave up after
+    /// [`MAX_ANCHOR_FAILURES`] attaches in a row.
+    AnchorFailed,
+}
+
+/// A control client that ran at least this long after its attach counts
+/// as a success (it resets the failure count).
+pub const ANCHOR_LASTING: Duration = Duration::from_secs(5);
+/// The wait before the attach that follows a first failure.
+pub const ANCHOR_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// The longest wait between two attaches.
+pub const ANCHOR_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Failed attaches in a row after which the watcher gives up.
+pub const MAX_ANCHOR_FAILURES: u32 = 8;
+
+/// The wait before the next attach after `failures` failures in a row (at
+/// least 1): [`ANCHOR_BACKOFF_FIRST`], doubled per failure, at most
+/// [`ANCHOR_BACKOFF_MAX`].
+pub fn anchor_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ANCHOR_BACKOFF_FIRST.saturating_mul(1 << doublings).min(ANCHOR_BACKOFF_MAX)
 }
 
 impl EndReason {
@@ -50,6 +82,7 @@ impl EndReason {
             EndReason::NoSessions => "no-sessions",
             EndReason::Signal => "signal",
             EndReason::Requested => "stop-requested",
+            EndReason::AnchorFailed => "anchor-failed",
         }
     }
 }
@@ -91,8 +124,11 @@ pub enum Input {
     Listing(Option<Vec<SessionRow>>),
     /// An item from the control client.
     Item(Item),
-    /// The control client's output ended (EOF).
-    ClientClosed,
+    /// The control client's output ended (EOF), this long after the shell
+    /// started it (zero if it could not be started).
+    ClientClosed { ran: Duration },
+    /// The wait asked for by [`Action::AttachAfter`] is over.
+    AttachDue,
     /// A caller asks to be told once `session` is in the watched set.
     WatchRequest(u64, SessionId),
     /// A caller asks to be answered once the model is in sync with tmux
@@ -116,6 +152,9 @@ pub enum Action {
     ListOffline,
     /// Create an anchor session and attach a control client to it.
     Attach,
+    /// A backoff: wait this long (still taking requests and signals, with
+    /// no control client), then answer with [`Input::AttachDue`].
+    AttachAfter(Duration),
     /// Write this command line to the control client's stdin.
     Send(String),
     /// Kill this session: an anchor no client is attached to, left by a
@@ -138,6 +177,8 @@ enum Phase {
     Client,
     /// The client ended; waiting for a listing.
     Detached,
+    /// Waiting out a backoff before the next attach (no client).
+    Backoff,
     Stopped,
 }
 
@@ -186,6 +227,8 @@ pub struct Watcher {
     waiting: Vec<(u64, Option<SessionId>)>,
     exit_reason: Option<Vec<u8>>,
     notifications: u64,
+    /// Control clients in a row that ended at once (see [`ANCHOR_LASTING`]).
+    anchor_failures: u32,
 }
 
 /// The query the watcher sends on every change: no user options, which
@@ -222,6 +265,7 @@ impl Watcher {
             waiting: Vec::new(),
             exit_reason: None,
             notifications: 0,
+            anchor_failures: 0,
         }
     }
 
@@ -256,7 +300,13 @@ impl Watcher {
         match input {
             Input::Listing(rows) => self.on_listing(rows, &mut out),
             Input::Item(item) => self.on_item(item, &mut out),
-            Input::ClientClosed => self.on_client_closed(&mut out),
+            Input::ClientClosed { ran } => self.on_client_closed(ran, &mut out),
+            Input::AttachDue => {
+                if self.phase == Phase::Backoff {
+                    self.phase = Phase::Client;
+                    out.push(Action::Attach);
+                }
+            }
             // Answered at once only when attached: a caller must not go on
             // (and, say, create windows) while our client is attaching,
             // which crashes tmux 3.3a.
@@ -268,7 +318,7 @@ impl Watcher {
             Input::Hold => self.holds += 1,
             Input::Release => {
                 self.holds = self.holds.saturating_sub(1);
-                if self.phase == Phase::Client {
+                if matches!(self.phase, Phase::Client | Phase::Backoff) {
                     self.stop_if_empty(&mut out);
                 }
             }
@@ -464,7 +514,16 @@ impl Watcher {
         }
     }
 
-    fn on_client_closed(&mut self, out: &mut Vec<Action>) {
+    fn on_client_closed(&mut self, ran: Duration, out: &mut Vec<Action>) {
+        if self.phase != Phase::Client {
+            // No client runs (a stray input): nothing ended.
+            return;
+        }
+        if self.attached && ran >= ANCHOR_LASTING {
+            self.anchor_failures = 0;
+        } else {
+            self.anchor_failures += 1;
+        }
         let reason = self.exit_reason.take();
         for q in self.in_flight.drain(..) {
             self.waiting.extend(q.into_tokens());
@@ -493,9 +552,19 @@ impl Watcher {
             return self.stop(reason, out);
         };
         self.reconcile(&rows, !initial, out);
-        if !self.stop_if_empty(out) {
-            self.phase = Phase::Client;
-            out.push(Action::Attach);
+        if self.stop_if_empty(out) {
+            return;
+        }
+        match self.anchor_failures {
+            0 => {
+                self.phase = Phase::Client;
+                out.push(Action::Attach);
+            }
+            n if n >= MAX_ANCHOR_FAILURES => self.stop(EndReason::AnchorFailed, out),
+            n => {
+                self.phase = Phase::Backoff;
+                out.push(Action::AttachAfter(anchor_backoff(n)));
+            }
         }
     }
 
@@ -603,6 +672,16 @@ mod tests {
         Input::Item(Item::Block(Block { time: 1, number: 1, flags: 0, ok: true, lines: vec![] }))
     }
 
+    /// The client ended after running long enough to count as a success.
+    fn lasted() -> Input {
+        Input::ClientClosed { ran: ANCHOR_LASTING }
+    }
+
+    /// The client ended right after it started.
+    fn died() -> Input {
+        Input::ClientClosed { ran: Duration::from_millis(10) }
+    }
+
     fn changed() -> Input {
         Input::Item(Item::Notification(Notification::SessionsChanged))
     }
@@ -692,9 +771,9 @@ mod tests {
     fn client_loss_relists_and_reattaches_or_ends() {
         let mut w = attached(vec![row(0, true, "a")]);
         w.handle(Input::Item(Item::Notification(Notification::Exit { reason: None })));
-        assert_eq!(w.handle(Input::ClientClosed), vec![Action::ListOffline]);
+        assert_eq!(w.handle(lasted()), vec![Action::ListOffline]);
         assert_eq!(w.handle(Input::Listing(Some(vec![row(0, true, "a")]))), vec![Action::Attach]);
-        w.handle(Input::ClientClosed);
+        w.handle(lasted());
         let a = w.handle(Input::Listing(None));
         assert_eq!(a.last(), Some(&Action::Stop(EndReason::ServerExited)));
     }
@@ -705,7 +784,7 @@ mod tests {
         w.handle(Input::Item(Item::Notification(Notification::Exit {
             reason: Some(b"server exited unexpectedly".to_vec()),
         })));
-        let a = w.handle(Input::ClientClosed);
+        let a = w.handle(lasted());
         assert_eq!(a.last(), Some(&Action::Stop(EndReason::ServerExited)));
     }
 
@@ -749,5 +828,123 @@ mod tests {
         let a = sync(&mut w, &[row(0, true, "a"), row(4, true, "proj-foo")]);
         assert!(a.iter().any(|x| matches!(x, Action::Emit(Event { kind: EventKind::Created, .. }))), "{a:?}");
         assert_eq!(w.watched().map(|(id, _)| id).collect::<Vec<_>>(), vec![SessionId(0), SessionId(4)]);
+    }
+
+    #[test]
+    fn backoff_doubles_from_50_ms_to_2_s() {
+        let waits: Vec<u64> = (1..=9).map(|n| anchor_backoff(n).as_millis() as u64).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        assert_eq!(anchor_backoff(u32::MAX), ANCHOR_BACKOFF_MAX);
+    }
+
+    /// Feeds the end of a client and the listing after it; the actions
+    /// after the listing.
+    fn end_and_relist(w: &mut Watcher, end: Input, rows: &[SessionRow]) -> Vec<Action> {
+        assert_eq!(w.handle(end), vec![Action::ListOffline]);
+        w.handle(Input::Listing(Some(rows.to_vec())))
+    }
+
+    #[test]
+    fn an_anchor_dying_at_once_backs_off_then_gives_up() {
+        let rows = vec![row(0, true, "a")];
+        let mut w = attached(rows.clone());
+        let mut waits = Vec::new();
+        let mut attaches = 0;
+        loop {
+            // Half of the clients attach before dying: both are failures.
+            if attaches % 2 == 1 {
+                w.handle(attach_ok());
+            }
+            let a = end_and_relist(&mut w, died(), &rows);
+            match a.as_slice() {
+                [Action::AttachAfter(d)] => waits.push(d.as_millis() as u64),
+                [Action::Stop(EndReason::AnchorFailed)] => break,
+                other => panic!("after {attaches} attaches: {other:?}"),
+            }
+            assert_eq!(w.handle(Input::AttachDue), vec![Action::Attach]);
+            attaches += 1;
+        }
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000]);
+        assert_eq!(attaches + 1, MAX_ANCHOR_FAILURES);
+        assert!(w.is_stopped());
+        // The sessions are not reported closed: they still exist.
+        assert_eq!(w.watched().count(), 1);
+    }
+
+    #[test]
+    fn a_client_that_lasted_resets_the_backoff() {
+        let rows = vec![row(0, true, "a")];
+        let mut w = attached(rows.clone());
+        assert_eq!(end_and_relist(&mut w, died(), &rows), vec![Action::AttachAfter(ANCHOR_BACKOFF_FIRST)]);
+        w.handle(Input::AttachDue);
+        assert_eq!(end_and_relist(&mut w, died(), &rows), vec![Action::AttachAfter(anchor_backoff(2))]);
+        w.handle(Input::AttachDue);
+        // Attached, ran long enough: the next attach is immediate.
+        w.handle(attach_ok());
+        assert_eq!(end_and_relist(&mut w, lasted(), &rows), vec![Action::Attach]);
+        // Ran long enough but never attached: still a failure.
+        assert_eq!(end_and_relist(&mut w, lasted(), &rows), vec![Action::AttachAfter(ANCHOR_BACKOFF_FIRST)]);
+    }
+
+    #[test]
+    fn the_first_failure_after_a_lasting_client_waits_the_least() {
+        let rows = vec![row(0, true, "a")];
+        let mut w = attached(rows.clone());
+        assert_eq!(end_and_relist(&mut w, lasted(), &rows), vec![Action::Attach]);
+        w.handle(attach_ok());
+        sync(&mut w, &rows);
+        assert_eq!(end_and_relist(&mut w, died(), &rows), vec![Action::AttachAfter(ANCHOR_BACKOFF_FIRST)]);
+    }
+
+    #[test]
+    fn requests_wait_through_a_backoff_and_signals_end_it() {
+        let rows = vec![row(0, true, "a")];
+        let mut w = attached(rows.clone());
+        end_and_relist(&mut w, died(), &rows);
+        // No client: nothing is sent; the requests wait for the reconcile
+        // after the next attach.
+        assert_eq!(w.handle(Input::WatchRequest(1, SessionId(0))), vec![]);
+        assert_eq!(w.handle(Input::Sync(2)), vec![]);
+        assert_eq!(w.handle(Input::AttachDue), vec![Action::Attach]);
+        assert_eq!(sends(&w.handle(attach_ok())), 1);
+        let a = sync(&mut w, &rows);
+        assert!(a.contains(&Action::Respond(1, Ok(()))) && a.contains(&Action::Respond(2, Ok(()))), "{a:?}");
+        // A signal during a backoff stops at once; a late timer is ignored.
+        end_and_relist(&mut w, died(), &rows);
+        w.handle(Input::WatchRequest(3, SessionId(0)));
+        let a = w.handle(Input::Signal);
+        assert_eq!(a, vec![Action::Respond(3, Err("the daemon is stopping".into())), Action::Stop(EndReason::Signal)]);
+        assert_eq!(w.handle(Input::AttachDue), vec![]);
+    }
+
+    #[test]
+    fn sessions_gone_during_the_failures_end_as_closed_not_failed() {
+        let rows = vec![row(0, true, "a")];
+        let mut w = attached(rows.clone());
+        for _ in 1..MAX_ANCHOR_FAILURES {
+            end_and_relist(&mut w, died(), &rows);
+            w.handle(Input::AttachDue);
+        }
+        let a = end_and_relist(&mut w, died(), &[]);
+        assert_eq!(a.last(), Some(&Action::Stop(EndReason::LastSessionClosed)), "{a:?}");
+    }
+
+    #[test]
+    fn a_release_during_a_backoff_stops_when_nothing_is_watched() {
+        let mut w = Watcher::new(Mode::Marked);
+        w.start();
+        w.handle(Input::Hold);
+        assert_eq!(w.handle(Input::Listing(Some(vec![]))), vec![Action::Attach]);
+        assert_eq!(end_and_relist(&mut w, died(), &[]), vec![Action::AttachAfter(ANCHOR_BACKOFF_FIRST)]);
+        assert_eq!(w.handle(Input::Release), vec![Action::Stop(EndReason::NoSessions)]);
+    }
+
+    #[test]
+    fn stray_client_ends_outside_a_client_are_ignored() {
+        let rows = vec![row(0, true, "a")];
+        let mut w = attached(rows.clone());
+        end_and_relist(&mut w, died(), &rows);
+        assert_eq!(w.handle(died()), vec![]);
+        assert_eq!(w.handle(Input::AttachDue), vec![Action::Attach]);
     }
 }

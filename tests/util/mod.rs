@@ -403,3 +403,113 @@ impl TmuxServer {
         w
     }
 }
+
+// Helpers for the daemon robustness tests.
+
+impl TmuxServer {
+    /// The running daemon's pid (`ctb daemon status`).
+    pub fn daemon_pid(&self) -> u32 {
+        let v = self.status();
+        v["pid"].as_u64().unwrap_or_else(|| panic!("no daemon pid in {v}")) as u32
+    }
+
+    /// The runtime file of this server ending with `suffix` (`.sock`, `.log`).
+    pub fn runtime_file(&self, suffix: &str) -> PathBuf {
+        std::fs::read_dir(self.ctb_dir())
+            .unwrap_or_else(|e| panic!("{}: {e}", self.ctb_dir().display()))
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no *{suffix} in {}", self.ctb_dir().display()))
+    }
+
+    /// The daemon's request socket (`<key>.sock`).
+    pub fn daemon_socket(&self) -> PathBuf {
+        self.runtime_file(".sock")
+    }
+
+    /// The daemon's log text.
+    pub fn daemon_log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.runtime_file(".log")).unwrap_or_default()).into_owned()
+    }
+}
+
+/// Waits (with a deadline) until the text of the file at `path` satisfies
+/// `pred`: checks once, then once per change the kernel reports (inotify),
+/// never on a timer. True if it did.
+pub fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+    use rustix::fs::inotify;
+    let deadline = Instant::now() + timeout;
+    let text = || String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+    let ino = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
+    // Watch before the first look: no change between the two is missed.
+    inotify::add_watch(&ino, path, inotify::WatchFlags::MODIFY).unwrap();
+    loop {
+        if pred(&text()) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ts = rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        let mut fds = [rustix::event::PollFd::new(&ino, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) => return pred(&text()),
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => panic!("poll: {e}"),
+        }
+        // Drain the events: only "something changed" matters.
+        let mut buf = [0u8; 4096];
+        while matches!(rustix::io::read(&ino, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// The `tmux -C` control client a watcher process (`pid`) started.
+pub fn control_client_of(pid: u32) -> u32 {
+    let clients: Vec<u32> = children_of(pid).into_iter().filter(|&c| proc_args(c).iter().any(|a| a == "-C")).collect();
+    assert_eq!(clients.len(), 1, "control clients of {pid}: {clients:?}");
+    clients[0]
+}
+
+/// What each of `pid`'s descriptors points to, as `(fd, target)`.
+pub fn fd_targets(pid: u32) -> Vec<(u32, String)> {
+    let mut v: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("fds of {pid}: {e}"))
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            Some((fd, std::fs::read_link(e.path()).ok()?.to_string_lossy().into_owned()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Sends `sig` to `pid` through a pidfd (no-op if it is gone).
+pub fn signal_pid(pid: u32, sig: rustix::process::Signal) {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return };
+    if let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+        let _ = rustix::process::pidfd_send_signal(&fd, sig);
+    }
+}
+
+impl Watch {
+    /// [`Watch::wait_for`] with its own deadline.
+    pub fn wait_for_within(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}; saw {:?}", self.seen),
+            }
+        }
+    }
+}
