@@ -10,8 +10,10 @@
 //! parent-death signal), then asks the server, through a new tmux client
 //! that connects after the dead client's socket was closed, to kill the
 //! anchor (by its pane id, `$TMUX_PANE`), holding the attach gate shared
-//! like every ctb mutation. A normal detach kills the anchor first: the
-//! holder's clean-up then finds nothing left to do.
+//! like every ctb mutation. While the watcher lives it is the one that
+//! removes its anchor (a normal detach, through its client; or as a stale
+//! anchor): the holder then only waits for its pane to close (SIGHUP) and
+//! exits, touching nothing.
 
 use std::os::fd::OwnedFd;
 
@@ -27,21 +29,41 @@ pub fn hold(server: &Server, anchor: &str) -> anyhow::Result<()> {
         anyhow::bail!("{anchor:?} is not an anchor name");
     }
     // Keys typed into the anchor's pane (C-c, C-\\, C-z) must not end it
-    // under its client, and the pane closing (SIGHUP) must not cut the
-    // clean-up short: handled (and dropped) by tokio's signal handler,
-    // installed for the rest of the process by registering. The process
-    // ends when the client has gone, whatever came first.
+    // under its client: handled (and dropped) by tokio's signal handler,
+    // installed for the rest of the process by registering. SIGHUP (the
+    // pane closed: the anchor is gone) is watched below.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let _signals = rt.block_on(async {
+    let watcher: i32 = anchor.split('-').nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let cleanup = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        [SignalKind::interrupt(), SignalKind::quit(), SignalKind::from_raw(20), SignalKind::hangup()]
+        let _keys = [SignalKind::interrupt(), SignalKind::quit(), SignalKind::from_raw(20)]
             .into_iter()
             .map(signal)
-            .collect::<std::io::Result<Vec<_>>>()
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let mut hup = signal(SignalKind::hangup())?;
+        // The watcher gone already: so is its client; clean up at once.
+        let Some(watcher_fd) = pidfd(watcher) else { return Ok::<bool, anyhow::Error>(true) };
+        // 1. Until the client is gone (or the watcher, if we could not
+        //    find the client), or the anchor is (SIGHUP: nothing to do).
+        let first = client_pidfd(watcher, anchor).or_else(|| watcher_fd.try_clone().ok());
+        tokio::select! {
+            _ = exited(first) => {}
+            _ = hup.recv() => return Ok(false),
+        }
+        // 2. The client is gone. Its watcher alive means it let the client
+        //    go (a normal detach kills the anchor through the client
+        //    first: SIGHUP comes) or will find the anchor stale and remove
+        //    it: wait for SIGHUP, or for the watcher's death.
+        if !is_readable(&watcher_fd) {
+            tokio::select! {
+                _ = exited(Some(watcher_fd)) => {}
+                _ = hup.recv() => return Ok(false),
+            }
+        }
+        Ok(true)
     })?;
-    let watcher: i32 = anchor.split('-').nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
-    if let Some(fd) = client_pidfd(watcher, anchor).or_else(|| pidfd(watcher)) {
-        wait_readable(&fd);
+    if !cleanup {
+        return Ok(());
     }
     // The client is gone (or its watcher is, and with it the client).
     let pane = std::env::var("TMUX_PANE").unwrap_or_default();
@@ -88,14 +110,23 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
-/// One blocking `poll(2)` until the process exits (no timeout: the client
-/// always ends, with its anchor, its watcher or the server).
-fn wait_readable(fd: &OwnedFd) {
-    loop {
-        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
-        match rustix::event::poll(&mut fds, None) {
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => return,
+/// Resolves when the process of `fd` has exited (a pidfd turns readable);
+/// never for `None`.
+async fn exited(fd: Option<OwnedFd>) {
+    use tokio::io::unix::AsyncFd;
+    let Some(fd) = fd else { return std::future::pending().await };
+    // SAFETY: the AsyncFd owns the pidfd, open for as long as registered.
+    match unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
+        Ok(afd) => {
+            let _ = afd.readable().await;
         }
+        Err(_) => std::future::pending().await,
     }
+}
+
+/// Whether a pidfd is readable now (its process has exited).
+fn is_readable(fd: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
