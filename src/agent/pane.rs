@@ -349,8 +349,9 @@ pub fn metadata_set(server: &Server, t: &PaneTarget, key: &[u8], value: &[u8]) -
         bail!("a metadata key must not be empty");
     }
     let id = &t.pane.id;
-    let mut current = t.pane.metadata.clone();
+    // The map is rebuilt from the value compared, never from an older read.
     let mut old = raw_meta(server, id)?;
+    let mut current = tmux::decode_meta(old.as_bytes());
     for _ in 0..100 {
         current.retain(|(k, _)| k != key);
         current.push((key.to_vec(), value.to_vec()));

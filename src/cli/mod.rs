@@ -97,7 +97,7 @@ pub enum Cmd {
         /// Session: exact name or `$N`.
         session: OsString,
         /// Label stored on the pane (any non-empty string).
-        #[arg(value_name = "LABEL")]
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
         pane_label: Option<OsString>,
         /// tiled, even-horizontal, even-vertical, main-horizontal,
         /// main-vertical, or a layout string.
@@ -113,7 +113,7 @@ pub enum Cmd {
     /// The bridge's spelling of `pane-create S [LABEL] --layout LAYOUT`.
     PaneCreateWithLayout {
         session: OsString,
-        #[arg(value_name = "LABEL")]
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
         pane_label: Option<OsString>,
         #[arg(default_value = "tiled")]
         layout: String,
@@ -124,7 +124,7 @@ pub enum Cmd {
     /// The pane with this label (an error if none or several).
     PaneFind {
         session: OsString,
-        #[arg(value_name = "LABEL")]
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
         pane_label: OsString,
     },
     /// How many panes S has (all windows).
@@ -191,7 +191,7 @@ pub enum Cmd {
     PaneLabel {
         session: OsString,
         pane: OsString,
-        #[arg(value_name = "LABEL")]
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
         pane_label: OsString,
     },
     /// Set metadata KEY to VALUE on pane P (kept in tmux).
