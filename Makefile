@@ -25,6 +25,7 @@ lint:
 
 demo: build
 	bash examples/demo-quick.sh
+	bash examples/bridge-demo.sh
 
 bench: build
 	bash bench/run.sh

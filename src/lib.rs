@@ -5,8 +5,10 @@
 //!
 //! - [`cli`]: the command line (clap types, the JSON reply, one file per
 //!   command group); calls everything below.
-//! - (to come: `mcp/`, the MCP server, and `agent/`, panes, waits and
-//!   streams; both on top of `daemon/` and `tmux/`.)
+//! - (to come: `mcp/`, the MCP server.)
+//! - [`agent`]: what agents do with panes (create, type, keys, capture,
+//!   status, kill, labels, metadata); next, waits and streams. Calls
+//!   `tmux/`, `runtime/`, `util/`.
 //! - [`daemon`]: the per-server lifecycle daemon and its clients.
 //! - [`watch`]: the lifecycle watcher, a pure state machine
 //!   ([`watch::state`]) and its thin async loop.
@@ -17,6 +19,7 @@
 //!
 //! [`tmux_control`] (the `parser/` crate) reads the control-mode stream.
 
+pub mod agent;
 pub mod cli;
 pub mod daemon;
 pub mod runtime;

@@ -13,6 +13,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod item_json;
+mod pane;
 mod replay;
 mod reply;
 mod session;
@@ -88,6 +89,125 @@ pub enum Cmd {
     },
     /// List sessions.
     SessionList,
+    /// Split S's current window into a new pane, labelled, and apply a layout.
+    ///
+    /// A command for the pane goes after `--` (separate arguments, never
+    /// expanded).
+    PaneCreate {
+        /// Session: exact name or `$N`.
+        session: OsString,
+        /// Label stored on the pane (any non-empty string).
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
+        pane_label: Option<OsString>,
+        /// tiled, even-horizontal, even-vertical, main-horizontal,
+        /// main-vertical, or a layout string.
+        #[arg(long, default_value = "tiled", value_name = "L")]
+        layout: String,
+        /// Start directory (must exist).
+        #[arg(short = 'c', value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Command to run in the pane, after `--`.
+        #[arg(last = true)]
+        command: Vec<OsString>,
+    },
+    /// The bridge's spelling of `pane-create S [LABEL] --layout LAYOUT`.
+    PaneCreateWithLayout {
+        session: OsString,
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
+        pane_label: Option<OsString>,
+        #[arg(default_value = "tiled")]
+        layout: String,
+    },
+    /// Every pane of S (all windows), with labels, metadata and status.
+    #[command(alias = "pane-list-json", alias = "pane-list-detailed")]
+    PaneList { session: OsString },
+    /// The pane with this label (an error if none or several).
+    PaneFind {
+        session: OsString,
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
+        pane_label: OsString,
+    },
+    /// How many panes S has (all windows).
+    PaneCount { session: OsString },
+    /// Type TEXT literally into pane P, then Enter (each line of a
+    /// multi-line TEXT typed, then Enter).
+    ///
+    /// P is a pane id `%N`, a label, or an index in S's current window.
+    PaneExec {
+        session: OsString,
+        pane: OsString,
+        /// The text (a TEXT starting with `-` is fine: it is never a flag
+        /// here; or put it after `--`).
+        #[arg(allow_hyphen_values = true)]
+        text: OsString,
+        /// Do not press Enter after the last line.
+        #[arg(long)]
+        no_enter: bool,
+    },
+    /// Send tmux key names (C-c, Enter, Escape, Up, F1, ...) to pane P;
+    /// an unknown name is an error and nothing is sent.
+    PaneKeys {
+        session: OsString,
+        pane: OsString,
+        #[arg(required = true, allow_hyphen_values = true)]
+        keys: Vec<OsString>,
+    },
+    /// The last LINES lines of pane P (history included).
+    PaneCapture {
+        session: OsString,
+        pane: OsString,
+        #[arg(default_value_t = 20)]
+        lines: u32,
+        /// Keep colours and attributes as escape sequences.
+        #[arg(long)]
+        escapes: bool,
+        /// Join wrapped lines.
+        #[arg(long)]
+        join: bool,
+    },
+    /// Search the last LINES lines of pane P for a regex (one-shot).
+    PaneWatch {
+        session: OsString,
+        pane: OsString,
+        pattern: String,
+        #[arg(default_value_t = 20)]
+        lines: u32,
+    },
+    /// As pane-watch, answering in the exit status: 0 found, 1 not.
+    PaneHasPattern {
+        session: OsString,
+        pane: OsString,
+        pattern: String,
+        #[arg(default_value_t = 20)]
+        lines: u32,
+    },
+    /// What runs in pane P: pid, command, running, dead, exit status.
+    PaneStatus { session: OsString, pane: OsString },
+    /// The same as pane-status.
+    PaneIsRunning { session: OsString, pane: OsString },
+    /// Kill exactly pane P.
+    PaneKill { session: OsString, pane: OsString },
+    /// Set (replace) pane P's label.
+    PaneLabel {
+        session: OsString,
+        pane: OsString,
+        #[arg(value_name = "LABEL", allow_hyphen_values = true)]
+        pane_label: OsString,
+    },
+    /// Set metadata KEY to VALUE on pane P (kept in tmux).
+    PaneMetadataSet {
+        session: OsString,
+        pane: OsString,
+        key: OsString,
+        #[arg(allow_hyphen_values = true)]
+        value: OsString,
+    },
+    /// The value of metadata KEY on pane P.
+    PaneMetadataGet { session: OsString, pane: OsString, key: OsString },
+    /// All metadata of pane P.
+    PaneMetadataList { session: OsString, pane: OsString },
+    /// What pane-list answers: ctb's state lives in tmux, not in a file.
+    StateSync { session: OsString },
     /// The lifecycle daemon of this tmux server.
     Daemon {
         #[command(subcommand)]
@@ -193,7 +313,34 @@ fn one_shot(command: &'static str, f: impl FnOnce(Reply) -> Result<Reply>) -> Ex
 
 /// The command name a usage error belongs to, for its JSON reply.
 fn command_name(args: &[OsString]) -> String {
-    let names = ["replay", "watch", "session-create", "session-kill", "session-list", "daemon"];
+    let names = [
+        "replay",
+        "watch",
+        "session-create",
+        "session-kill",
+        "session-list",
+        "daemon",
+        "pane-create",
+        "pane-create-with-layout",
+        "pane-list",
+        "pane-list-json",
+        "pane-list-detailed",
+        "pane-find",
+        "pane-count",
+        "pane-exec",
+        "pane-keys",
+        "pane-capture",
+        "pane-watch",
+        "pane-has-pattern",
+        "pane-status",
+        "pane-is-running",
+        "pane-kill",
+        "pane-label",
+        "pane-metadata-set",
+        "pane-metadata-get",
+        "pane-metadata-list",
+        "state-sync",
+    ];
     let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
     match it.find(|a| names.contains(a)) {
         Some("daemon") => match it.find(|a| !a.starts_with('-')) {
@@ -247,6 +394,40 @@ pub fn main() -> ExitCode {
         }
         Cmd::SessionKill { name } => emit(session::kill_reply(&server, &name)),
         Cmd::SessionList => one_shot("session-list", |r| Ok(r.output(session::list(&server)?))),
+        Cmd::PaneCreate { session, pane_label, layout, dir, command } => {
+            emit(pane::create(&server, &session, pane_label.as_deref(), &layout, dir.as_ref(), &command, "pane-create"))
+        }
+        Cmd::PaneCreateWithLayout { session, pane_label, layout } => {
+            emit(pane::create(&server, &session, pane_label.as_deref(), &layout, None, &[], "pane-create-with-layout"))
+        }
+        Cmd::PaneList { session } => emit(pane::list(&server, &session, list_name(&args))),
+        Cmd::PaneFind { session, pane_label } => emit(pane::find(&server, &session, &pane_label)),
+        Cmd::PaneCount { session } => emit(pane::count(&server, &session)),
+        Cmd::PaneExec { session, pane: p, text, no_enter } => emit(pane::exec(&server, &session, &p, &text, !no_enter)),
+        Cmd::PaneKeys { session, pane: p, keys } => emit(pane::keys(&server, &session, &p, &keys)),
+        Cmd::PaneCapture { session, pane: p, lines, escapes, join } => {
+            emit(pane::capture(&server, &session, &p, lines, escapes, join))
+        }
+        Cmd::PaneWatch { session, pane: p, pattern, lines } => {
+            emit(pane::watch(&server, &session, &p, &pattern, lines, "pane-watch").0)
+        }
+        Cmd::PaneHasPattern { session, pane: p, pattern, lines } => {
+            let (out, found) = pane::watch(&server, &session, &p, &pattern, lines, "pane-has-pattern");
+            match emit(out) {
+                c if c == ExitCode::SUCCESS && !found => ExitCode::FAILURE,
+                c => c,
+            }
+        }
+        Cmd::PaneStatus { session, pane: p } => emit(pane::status(&server, &session, &p, "pane-status")),
+        Cmd::PaneIsRunning { session, pane: p } => emit(pane::status(&server, &session, &p, "pane-is-running")),
+        Cmd::PaneKill { session, pane: p } => emit(pane::kill(&server, &session, &p)),
+        Cmd::PaneLabel { session, pane: p, pane_label } => emit(pane::label(&server, &session, &p, &pane_label)),
+        Cmd::PaneMetadataSet { session, pane: p, key, value } => {
+            emit(pane::metadata_set(&server, &session, &p, &key, &value))
+        }
+        Cmd::PaneMetadataGet { session, pane: p, key } => emit(pane::metadata_get(&server, &session, &p, &key)),
+        Cmd::PaneMetadataList { session, pane: p } => emit(pane::metadata_list(&server, &session, &p)),
+        Cmd::StateSync { session } => emit(pane::state_sync(&server, &session)),
         Cmd::Daemon { command } => match command {
             DaemonCmd::Status => one_shot("daemon-status", |r| Ok(merge(r, daemon::status(&server)?))),
             DaemonCmd::Start => one_shot("daemon-start", |r| Ok(merge(r, daemon::start(&server)?))),
@@ -280,6 +461,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The name `pane-list` was called by (its aliases are the bridge's).
+fn list_name(args: &[OsString]) -> &'static str {
+    ["pane-list-json", "pane-list-detailed"]
+        .into_iter()
+        .find(|n| args.iter().skip(1).any(|a| a == *n))
+        .unwrap_or("pane-list")
+}
+
 fn merge(mut r: Reply, v: serde_json::Value) -> Reply {
     if let serde_json::Value::Object(m) = v {
         for (k, v) in m {
@@ -308,6 +497,15 @@ mod tests {
             &["ctb", "daemon", "wait"],
             &["ctb", "session-create", "--", "-x", "sh", "-c", "true"],
             &["ctb", "session-create", "n", "-c", "/", "--", "cmd", "-x"],
+            &["ctb", "pane-create", "s", "lab", "--layout", "tiled", "-c", "/", "--", "cmd", "-x"],
+            &["ctb", "pane-create-with-layout", "s", "lab", "main-vertical"],
+            &["ctb", "pane-find", "s", "lab"],
+            &["ctb", "pane-exec", "s", "%1", "-x;"],
+            &["ctb", "pane-exec", "s", "%1", "--", "--no-enter"],
+            &["ctb", "pane-keys", "s", "%1", "C-c", "-", "Enter"],
+            &["ctb", "pane-list-detailed", "s"],
+            &["ctb", "pane-metadata-set", "s", "%1", "k", "-x"],
+            &["ctb", "pane-exec", "s", "%1", "--", "-v"],
         ] {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }

@@ -95,7 +95,7 @@ pub fn create_reply(
 
 /// A `-c` directory: it must exist (tmux would silently start elsewhere);
 /// made absolute (tmux resolves a relative one against its own cwd).
-fn start_dir(d: &std::path::Path) -> Result<PathBuf> {
+pub(super) fn start_dir(d: &std::path::Path) -> Result<PathBuf> {
     match std::fs::metadata(d) {
         Ok(md) if md.is_dir() => Ok(crate::tmux::absolute(d)),
         Ok(_) => anyhow::bail!("-c {}: not a directory", d.display()),

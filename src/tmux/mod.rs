@@ -12,9 +12,14 @@ mod escape;
 mod listing;
 mod server;
 mod session;
+mod target;
 
 pub use control::{sidecar, ControlSource, Recording, TmuxControl};
-pub use escape::tmux_arg;
+pub use escape::{literal, tmux_arg};
 pub use listing::{anchor_name, is_anchor_name, SessionRow, SESSION_FORMAT, WATCH_FORMAT};
 pub use server::{absolute, is_no_server, spawn_error, tmux_bin, Server, TmuxError};
 pub use session::{create, kill, resolve, Created};
+pub use target::{
+    decode_meta, encode_meta, find_pane, gone, list_panes, resolve_pane, session_panes, PaneRow, PaneTarget,
+    SessionPanes, LABEL_OPTION, META_OPTION, PANE_FORMAT,
+};

@@ -1,0 +1,421 @@
+//! Pane operations: create, type text, send keys, capture, status, kill,
+//! labels and metadata. Each resolves its target once
+//! ([`crate::tmux::resolve_pane`]) and then addresses the pane by id.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::keys::valid_key;
+use crate::runtime::AttachGate;
+use crate::tmux::{self, gone, literal, tmux_arg, PaneRow, PaneTarget, Server, SessionPanes};
+use crate::util::{hex_encode, lossy};
+
+/// tmux's named layouts.
+pub const LAYOUTS: &[&str] = &["even-horizontal", "even-vertical", "main-horizontal", "main-vertical", "tiled"];
+
+/// A layout argument: one of [`LAYOUTS`], or a layout string as tmux
+/// prints it (`#{window_layout}`: a 4-digit hex checksum, a comma, then
+/// only `[0-9x,{}[]]`). `true` for a named one.
+pub fn check_layout(layout: &str) -> Result<bool> {
+    if LAYOUTS.contains(&layout) {
+        return Ok(true);
+    }
+    let b = layout.as_bytes();
+    let custom = b.len() > 5
+        && b[..4].iter().all(u8::is_ascii_hexdigit)
+        && b[4] == b','
+        && b[5..].iter().all(|c| c.is_ascii_digit() || b"x,{}[]".contains(c));
+    if custom {
+        return Ok(false);
+    }
+    bail!("unknown layout {layout:?}: use one of {} or a layout string (#{{window_layout}})", LAYOUTS.join(", "))
+}
+
+/// What `pane-create` made.
+#[derive(Debug)]
+pub struct Created {
+    pub pane_id: String,
+    pub index: u32,
+    pub window_id: String,
+    pub session: SessionPanes,
+}
+
+/// Splits the session's current window (`-h` when it has an odd number
+/// of panes, else `-v`, alternating as the bash bridge did), labels the
+/// new pane and applies `layout`, in one tmux invocation. A layout string
+/// tmux rejects removes the new pane again (nothing is left half-done).
+pub fn create(
+    server: &Server,
+    session: &OsStr,
+    label: Option<&OsStr>,
+    layout: &str,
+    dir: Option<&Path>,
+    command: &[OsString],
+) -> Result<Created> {
+    if label.is_some_and(OsStr::is_empty) {
+        bail!("a label must not be empty");
+    }
+    let named = check_layout(layout)?;
+    let sp = tmux::session_panes(server, session)?;
+    let current: Vec<&PaneRow> = sp.panes.iter().filter(|r| r.window_active).collect();
+    let window = current.first().map(|r| r.window_id.clone()).context("the session has no current window")?;
+    let split = if current.len() & 1 == 1 { "-h" } else { "-v" };
+    let mut args: Vec<OsString> =
+        vec!["split-window".into(), "-t".into(), window.clone().into(), split.into(), "-P".into()];
+    args.extend(["-F".into(), "#{pane_id} #{pane_index}".into()]);
+    if let Some(d) = dir {
+        // -c is format-expanded (see tmux/escape.rs).
+        args.extend(["-c".into(), literal(d.as_os_str())]);
+    }
+    if !command.is_empty() {
+        args.push("--".into());
+        args.extend(command.iter().map(|c| tmux_arg(c)));
+    }
+    // Without -d the new pane is its window's active pane, which a window
+    // target of a pane option names (same command list: nothing between).
+    if let Some(l) = label {
+        args.extend(
+            [";", "set-option", "-p", "-t", &window, tmux::LABEL_OPTION, &hex_encode(l.as_bytes())].map(OsString::from),
+        );
+    }
+    if named {
+        args.extend([";", "select-layout", "-t", &window, layout].map(OsString::from));
+    }
+    let out = {
+        let _gate = AttachGate::mutation(&server.socket_path())?;
+        server.run(&args).map_err(|e| gone(e, &format!("session {}", sp.session)))?
+    };
+    let line = out.split(|&b| b == b'\n').next().unwrap_or_default();
+    let (pane_id, index) = std::str::from_utf8(line)
+        .ok()
+        .and_then(|l| l.split_once(' '))
+        .and_then(|(p, i)| Some((p.to_owned(), i.parse::<u32>().ok()?)))
+        .filter(|(p, _)| p.starts_with('%'))
+        .with_context(|| format!("tmux did not print the new pane's id ({:?})", lossy(line)))?;
+    if !named {
+        let r = server.run([
+            OsString::from("select-layout"),
+            "-t".into(),
+            window.clone().into(),
+            tmux_arg(OsStr::new(layout)),
+        ]);
+        if let Err(e) = r {
+            let _gate = AttachGate::mutation(&server.socket_path())?;
+            let undo = server.run(["kill-pane", "-t", &pane_id]);
+            let undone = match undo {
+                Ok(_) => "the new pane was removed".to_owned(),
+                Err(u) => format!("removing the new pane {pane_id} failed too: {u}"),
+            };
+            bail!("tmux rejected layout {layout:?} ({e}); {undone}");
+        }
+    }
+    Ok(Created { pane_id, index, window_id: window, session: sp })
+}
+
+/// At most this many bytes of argv per tmux invocation: the tmux client
+/// refuses a command over 16 kB ("command too long").
+const INVOCATION_BUDGET: usize = 12_000;
+/// At most this many bytes of text per `send-keys -l` argument.
+const CHUNK: usize = 4_000;
+
+/// Types `text` into the pane: each line (split at LF; a final LF ends
+/// the last line, it does not add an empty one) typed literally with
+/// `send-keys -l`, then Enter (when `enter`, also after the last line).
+/// The pane leaves copy mode (or any mode) first, so the text reaches
+/// its program. One tmux invocation unless the text is over about 12 kB.
+/// Returns the number of tmux invocations used.
+pub fn exec(server: &Server, t: &PaneTarget, text: &[u8], enter: bool) -> Result<usize> {
+    let id = &t.pane.id;
+    refuse_dead(t)?;
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let lines: Vec<&[u8]> = if text.is_empty() { Vec::new() } else { body.split(|&b| b == b'\n').collect() };
+    let mut cmds: Vec<Vec<OsString>> = vec![["copy-mode", "-q", "-t", id].map(OsString::from).to_vec()];
+    for (i, line) in lines.iter().enumerate() {
+        for chunk in chunks(line, CHUNK) {
+            let mut c: Vec<OsString> = ["send-keys", "-t", id, "-l", "--"].map(OsString::from).to_vec();
+            c.push(tmux_arg(OsStr::from_bytes(chunk)));
+            cmds.push(c);
+        }
+        if enter || i + 1 < lines.len() {
+            cmds.push(["send-keys", "-t", id, "Enter"].map(OsString::from).to_vec());
+        }
+    }
+    if lines.is_empty() && enter {
+        cmds.push(["send-keys", "-t", id, "Enter"].map(OsString::from).to_vec());
+    }
+    send(server, t, cmds, text.len())
+}
+
+/// Sends tmux key names (validated first: an unknown name is an error and
+/// nothing is sent), after leaving any mode.
+pub fn keys(server: &Server, t: &PaneTarget, keys: &[OsString]) -> Result<usize> {
+    if keys.is_empty() {
+        bail!("no key given");
+    }
+    let bad: Vec<String> =
+        keys.iter().filter(|k| !k.to_str().is_some_and(valid_key)).map(|k| k.to_string_lossy().into_owned()).collect();
+    if !bad.is_empty() {
+        bail!("unknown key name{} {:?}: nothing was sent (key names: Enter, Escape, C-c, M-x, Up, F1, a single character; text goes to pane-exec)", if bad.len() > 1 { "s" } else { "" }, bad);
+    }
+    refuse_dead(t)?;
+    let mut c: Vec<OsString> = ["send-keys", "-t", &t.pane.id, "--"].map(OsString::from).to_vec();
+    c.extend(keys.iter().map(|k| tmux_arg(k)));
+    let cmds = vec![["copy-mode", "-q", "-t", &t.pane.id].map(OsString::from).to_vec(), c];
+    send(server, t, cmds, 0)
+}
+
+fn refuse_dead(t: &PaneTarget) -> Result<()> {
+    if t.pane.dead {
+        bail!("pane {} is dead ({}): nothing was sent", t.pane.id, exit_text(&t.pane));
+    }
+    Ok(())
+}
+
+fn exit_text(p: &PaneRow) -> String {
+    match (p.exit_status, p.exit_signal) {
+        (_, Some(s)) => format!("its process was killed by signal {s}"),
+        (Some(s), _) => format!("its process exited with status {s}"),
+        _ => "its process exited".into(),
+    }
+}
+
+/// Runs `cmds` in as few invocations as the budget allows, and checks at
+/// the end (same invocation) that the pane is still alive: tmux drops
+/// input to a dead pane silently.
+fn send(server: &Server, t: &PaneTarget, mut cmds: Vec<Vec<OsString>>, total: usize) -> Result<usize> {
+    let id = &t.pane.id;
+    cmds.push(["display-message", "-p", "-t", id, "#{pane_dead}"].map(OsString::from).to_vec());
+    let mut batches: Vec<Vec<OsString>> = vec![Vec::new()];
+    let mut size = 0;
+    for c in cmds {
+        let n: usize = c.iter().map(|a| a.len() + 1).sum::<usize>() + 2;
+        let cur = batches.last_mut().expect("one batch at least");
+        if !cur.is_empty() && size + n > INVOCATION_BUDGET {
+            batches.push(Vec::new());
+            size = 0;
+        }
+        let cur = batches.last_mut().expect("one batch at least");
+        if !cur.is_empty() {
+            cur.push(";".into());
+        }
+        cur.extend(c);
+        size += n;
+    }
+    let count = batches.len();
+    let mut last = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        last = server.run(b).map_err(|e| {
+            let e = gone(e, &format!("pane {id}"));
+            if i == 0 {
+                e.context("nothing was sent")
+            } else {
+                e.context(format!("sending failed after {i} of {count} tmux calls ({total} bytes of text in all): part of it was typed"))
+            }
+        })?;
+    }
+    if last.trim_ascii() != b"0" {
+        bail!("pane {id} died while the input was sent: it may not have arrived");
+    }
+    Ok(count)
+}
+
+/// `b` in pieces of at most `n` bytes, never splitting a UTF-8 sequence
+/// (a piece ends before a continuation byte when it can).
+fn chunks(b: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = b;
+    while rest.len() > n {
+        let mut cut = n;
+        while cut > n.saturating_sub(4) && rest[cut] & 0xc0 == 0x80 {
+            cut -= 1;
+        }
+        let (a, r) = rest.split_at(cut);
+        out.push(a);
+        rest = r;
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// The last `lines` lines of the pane (history included; trailing empty
+/// lines of the screen dropped). `escapes` keeps colours and attributes
+/// (`-e`), `join` joins wrapped lines (`-J`).
+pub fn capture(server: &Server, t: &PaneTarget, lines: u32, escapes: bool, join: bool) -> Result<Vec<u8>> {
+    let mut args: Vec<OsString> = ["capture-pane", "-p", "-t", &t.pane.id].map(OsString::from).to_vec();
+    args.extend(["-S".into(), format!("-{lines}").into()]);
+    if escapes {
+        args.push("-e".into());
+    }
+    if join {
+        args.push("-J".into());
+    }
+    let out = server.run(&args).map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    let mut all: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
+    while all.last().is_some_and(|l| l.is_empty()) {
+        all.pop();
+    }
+    let keep = all.len().saturating_sub(lines as usize);
+    Ok(all[keep..].join(&b'\n'))
+}
+
+/// Lines of `text` matching `re`.
+pub fn matching_lines(text: &str, re: &regex::Regex) -> Vec<String> {
+    text.lines().filter(|l| re.is_match(l)).map(str::to_owned).collect()
+}
+
+/// What runs in a pane, from tmux and `/proc`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub pid: u32,
+    /// The name of the terminal's foreground process (argv\[0\]'s base
+    /// name), `None` when unknown (a dead pane).
+    pub command: Option<Vec<u8>>,
+    /// The foreground process's working directory.
+    pub cwd: Option<Vec<u8>>,
+    /// The foreground process group, when known.
+    pub foreground_pgid: Option<i32>,
+    /// A job other than the pane's own process holds the terminal;
+    /// `None` when `/proc` does not tell (the pane's process is not
+    /// visible here).
+    pub running: Option<bool>,
+    pub dead: bool,
+    pub exit_status: Option<i32>,
+    pub exit_signal: Option<i32>,
+}
+
+/// Fields 5 (pgrp) and 8 (tpgid) of `/proc/PID/stat`.
+fn pgrp_and_tpgid(pid: u32) -> Option<(i32, i32)> {
+    let s = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = s.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&s[close + 1..]).ok()?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(2)?.parse().ok()?, f.get(5)?.parse().ok()?))
+}
+
+/// The exact status: `running` compares the terminal's foreground
+/// process group (`tpgid` of the pane's process) with the pane process's
+/// own group.
+pub fn status(p: &PaneRow) -> Status {
+    let mut s = Status {
+        pid: p.pid,
+        command: None,
+        cwd: None,
+        foreground_pgid: None,
+        running: None,
+        dead: p.dead,
+        exit_status: p.exit_status,
+        exit_signal: p.exit_signal,
+    };
+    if p.dead {
+        s.running = Some(false);
+        return s;
+    }
+    if let Some((pgrp, tpgid)) = pgrp_and_tpgid(p.pid) {
+        s.running = Some(tpgid > 0 && tpgid != pgrp);
+        let fg = if tpgid > 0 { tpgid as u32 } else { p.pid };
+        s.foreground_pgid = Some(if tpgid > 0 { tpgid } else { pgrp });
+        s.command = std::fs::read(format!("/proc/{fg}/cmdline")).ok().and_then(|c| {
+            let argv0 = c.split(|&b| b == 0).next()?.to_vec();
+            let argv0 = argv0.strip_prefix(b"-").map(<[u8]>::to_vec).unwrap_or(argv0);
+            let base = argv0.rsplit(|&b| b == b'/').next()?.to_vec();
+            (!base.is_empty()).then_some(base)
+        });
+        if s.command.is_none() {
+            s.command = std::fs::read(format!("/proc/{fg}/comm")).ok().map(|c| c.trim_ascii_end().to_vec());
+        }
+        s.cwd = std::fs::read_link(format!("/proc/{fg}/cwd")).ok().map(|p| p.into_os_string().into_encoded_bytes());
+    }
+    s
+}
+
+/// Kills exactly this pane (by id, under the attach gate). True if it was
+/// the session's last pane (tmux then closes the session).
+pub fn kill(server: &Server, t: &PaneTarget, panes_in_session: usize) -> Result<bool> {
+    let _gate = AttachGate::mutation(&server.socket_path())?;
+    server.run(["kill-pane", "-t", &t.pane.id]).map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    Ok(panes_in_session <= 1)
+}
+
+/// Sets metadata `key` to `value` on the pane. The map lives in one pane
+/// option, replaced by compare-and-swap inside tmux (`if-shell -F` on the
+/// old value, no shell): concurrent setters never lose each other's keys.
+pub fn metadata_set(server: &Server, t: &PaneTarget, key: &[u8], value: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        bail!("a metadata key must not be empty");
+    }
+    let id = &t.pane.id;
+    // The map is rebuilt from the value compared, never from an older read.
+    let mut old = raw_meta(server, id)?;
+    let mut current = tmux::decode_meta(old.as_bytes());
+    for _ in 0..100 {
+        current.retain(|(k, _)| k != key);
+        current.push((key.to_vec(), value.to_vec()));
+        let new = tmux::encode_meta(&current);
+        // Both values are `[0-9a-f=.]` only: safe in a format and in a
+        // command string.
+        let cond = format!("#{{==:#{{{}}},{old}}}", tmux::META_OPTION);
+        let then = format!("set-option -p -t {id} {} {new}", tmux::META_OPTION);
+        let out = server
+            .run(["if-shell", "-F", "-t", id, &cond, &then, "display-message -p ctb-conflict"])
+            .map_err(|e| gone(e, &format!("pane {id}")))?;
+        if !out.windows(12).any(|w| w == b"ctb-conflict") {
+            return Ok(());
+        }
+        old = raw_meta(server, id)?;
+        current = tmux::decode_meta(old.as_bytes());
+    }
+    bail!("metadata of pane {id} kept changing under ctb: not set")
+}
+
+/// The pane's `@ctb-meta` value as stored (hex and separators only).
+fn raw_meta(server: &Server, id: &str) -> Result<String> {
+    let out = server
+        .run(["display-message", "-p", "-t", id, &format!("#{{{}}}", tmux::META_OPTION)])
+        .map_err(|e| gone(e, &format!("pane {id}")))?;
+    let v = String::from_utf8_lossy(out.trim_ascii_end()).into_owned();
+    if !v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'=' || b == b'.') {
+        bail!("the {} option of pane {id} was not written by ctb", tmux::META_OPTION);
+    }
+    Ok(v)
+}
+
+/// Sets the pane's label (replacing any).
+pub fn set_label(server: &Server, t: &PaneTarget, label: &[u8]) -> Result<()> {
+    if label.is_empty() {
+        bail!("a label must not be empty");
+    }
+    server
+        .run(["set-option", "-p", "-t", &t.pane.id, tmux::LABEL_OPTION, &hex_encode(label)])
+        .map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts() {
+        assert!(check_layout("tiled").unwrap());
+        assert!(!check_layout("bb62,159x48,0,0{79x48,0,0,0,79x48,80,0,1}").unwrap());
+        assert!(check_layout("bogus").is_err());
+        assert!(check_layout("tiled;").is_err());
+        assert!(check_layout("abcd,#{x}").is_err());
+    }
+
+    #[test]
+    fn chunks_keep_utf8_sequences() {
+        let s = "é".repeat(10);
+        let c = chunks(s.as_bytes(), 5);
+        assert!(c.iter().all(|p| std::str::from_utf8(p).is_ok()), "{c:?}");
+        assert_eq!(c.concat(), s.as_bytes());
+        let raw = vec![0xffu8; 11];
+        assert_eq!(chunks(&raw, 5).concat(), raw);
+        assert!(chunks(b"", 5).is_empty());
+    }
+}

@@ -1,0 +1,284 @@
+//! Pane listings and the one pane-target resolver: a session (exact
+//! name or `$N`, as [`super::resolve`]) and a pane of it by `%N` id,
+//! label, or index in the session's current window.
+//!
+//! Every later tmux command targets the pane by its id (`%N`): tmux never
+//! reuses or renumbers it, and an id is never prefix- or glob-matched.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{bail, Result};
+use tmux_control::SessionId;
+
+use super::server::{Server, TmuxError};
+use crate::util::{hex_decode, lossy};
+
+/// The pane user option holding a pane's label, hex-encoded
+/// ([`crate::util::hex_encode`]), so tmux's output escaping (3.4, 3.5a)
+/// and format expansion never change a byte.
+pub const LABEL_OPTION: &str = "@ctb-label";
+
+/// The pane user option holding a pane's metadata: entries
+/// `HEXKEY=HEXVALUE` joined by `.` (see [`decode_meta`]).
+pub const META_OPTION: &str = "@ctb-meta";
+
+/// The list-panes format [`PaneRow::parse`] reads: one line per pane,
+/// fields separated by one space. Every field but the last is an id, a
+/// number or hex (ctb's options), so no value can contain the separator;
+/// the title goes last (tmux refuses control characters in titles, so it
+/// holds no newline). Letters prefix the fields that may be empty.
+pub const PANE_FORMAT: &str = concat!(
+    "#{pane_id} #{pane_index} #{window_id} #{window_active} #{pane_active} #{pane_pid} ",
+    "#{pane_dead} S#{pane_dead_status} G#{pane_dead_signal} #{pane_width} #{pane_height} #{pane_in_mode} ",
+    "L#{@ctb-label} M#{@ctb-meta} #{pane_title}"
+);
+
+/// One pane as tmux lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaneRow {
+    /// `%N`.
+    pub id: String,
+    pub index: u32,
+    /// `@N`.
+    pub window_id: String,
+    /// Its window is the session's current window.
+    pub window_active: bool,
+    /// The active pane of its window.
+    pub active: bool,
+    pub pid: u32,
+    pub dead: bool,
+    /// The exit status of a dead pane's process (when it exited).
+    pub exit_status: Option<i32>,
+    /// The signal that killed a dead pane's process (tmux 3.3+).
+    pub exit_signal: Option<i32>,
+    pub width: u32,
+    pub height: u32,
+    /// In copy mode (or another mode).
+    pub in_mode: bool,
+    /// The label, decoded; `None` when unset (or not written by ctb).
+    pub label: Option<Vec<u8>>,
+    /// The metadata, decoded, in stored order.
+    pub metadata: Vec<(Vec<u8>, Vec<u8>)>,
+    /// As tmux printed it (3.4 and 3.5a escape some bytes).
+    pub title: Vec<u8>,
+}
+
+impl PaneRow {
+    /// One line of [`PANE_FORMAT`]; `None` if it is not in that format.
+    pub fn parse(line: &[u8]) -> Option<PaneRow> {
+        let mut f = line.splitn(15, |&b| b == b' ');
+        let mut next = || f.next();
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+        let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
+        let flag = |b: &[u8]| match b {
+            b"0" => Some(false),
+            b"1" => Some(true),
+            _ => None,
+        };
+        let opt_int = |b: &[u8], p: u8| {
+            let rest = b.strip_prefix(&[p])?;
+            Some(if rest.is_empty() { None } else { Some(std::str::from_utf8(rest).ok()?.parse::<i32>().ok()?) })
+        };
+        let id = text(next()?).filter(|s| s.starts_with('%'))?;
+        let index = num(next()?)?;
+        let window_id = text(next()?).filter(|s| s.starts_with('@'))?;
+        let window_active = flag(next()?)?;
+        let active = flag(next()?)?;
+        let pid = num(next()?)?;
+        let dead = flag(next()?)?;
+        let exit_status = opt_int(next()?, b'S')?;
+        let exit_signal = opt_int(next()?, b'G')?;
+        let width = num(next()?)?;
+        let height = num(next()?)?;
+        let in_mode = flag(next()?)?;
+        let label = next()?.strip_prefix(b"L")?;
+        let label = if label.is_empty() { None } else { hex_decode(label) };
+        let metadata = decode_meta(next()?.strip_prefix(b"M")?);
+        let title = next().unwrap_or_default().to_vec();
+        Some(PaneRow {
+            id,
+            index,
+            window_id,
+            window_active,
+            active,
+            pid,
+            dead,
+            exit_status: exit_status.filter(|_| dead),
+            exit_signal: exit_signal.filter(|_| dead),
+            width,
+            height,
+            in_mode,
+            label,
+            metadata,
+            title,
+        })
+    }
+}
+
+/// The entries of an `@ctb-meta` value; entries that are not ctb's
+/// encoding are skipped.
+pub fn decode_meta(v: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    v.split(|&b| b == b'.')
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let eq = e.iter().position(|&b| b == b'=')?;
+            Some((hex_decode(&e[..eq])?, hex_decode(&e[eq + 1..])?))
+        })
+        .collect()
+}
+
+/// An `@ctb-meta` value for `entries` (only `[0-9a-f=.]`).
+pub fn encode_meta(entries: &[(Vec<u8>, Vec<u8>)]) -> String {
+    entries
+        .iter()
+        .map(|(k, v)| format!("{}={}", crate::util::hex_encode(k), crate::util::hex_encode(v)))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Every pane of session `id`, all its windows, in tmux's order (one
+/// `list-panes -s` call).
+pub fn list_panes(server: &Server, id: SessionId) -> Result<Vec<PaneRow>> {
+    let out = server
+        .run([
+            OsString::from("list-panes"),
+            "-s".into(),
+            "-t".into(),
+            id.to_string().into(),
+            "-F".into(),
+            PANE_FORMAT.into(),
+        ])
+        .map_err(|e| gone(e, &format!("session {id}")))?;
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            PaneRow::parse(l)
+                .ok_or_else(|| anyhow::anyhow!("tmux listed a pane in an unexpected format: {:?}", lossy(l)))
+        })
+        .collect()
+}
+
+/// A tmux error for a target that vanished (a "can't find" message) as a
+/// sentence naming `what`; others unchanged.
+pub fn gone(e: TmuxError, what: &str) -> anyhow::Error {
+    match e {
+        TmuxError::Failed { message, .. } if message.contains("can't find") || message.contains("no such") => {
+            anyhow::anyhow!("{what} is gone ({message})")
+        }
+        other => other.into(),
+    }
+}
+
+/// A resolved session and one of its panes.
+#[derive(Debug, Clone)]
+pub struct PaneTarget {
+    pub session: SessionId,
+    pub session_name: Vec<u8>,
+    pub pane: PaneRow,
+}
+
+/// A session's panes as resolved from the user's argument.
+#[derive(Debug, Clone)]
+pub struct SessionPanes {
+    pub session: SessionId,
+    pub session_name: Vec<u8>,
+    pub panes: Vec<PaneRow>,
+}
+
+/// Resolves a session (exact name, else `$N`) and lists its panes.
+pub fn session_panes(server: &Server, session: &OsStr) -> Result<SessionPanes> {
+    let (id, name) = super::session::resolve(server, session)?;
+    let panes = list_panes(server, id)?;
+    Ok(SessionPanes { session: id, session_name: name, panes })
+}
+
+/// Resolves `pane` within `session`: a pane id `%N` (which must belong
+/// to the session), else a label (exactly one pane must carry it), else
+/// an index (`pane_index` in the session's current window; tmux renumbers
+/// indexes after a kill, ids never change).
+pub fn resolve_pane(server: &Server, session: &OsStr, pane: &OsStr) -> Result<PaneTarget> {
+    let sp = session_panes(server, session)?;
+    let row = find_pane(server, &sp, pane)?;
+    Ok(PaneTarget { session: sp.session, session_name: sp.session_name, pane: row })
+}
+
+/// [`resolve_pane`] on a listing already made.
+pub fn find_pane(server: &Server, sp: &SessionPanes, pane: &OsStr) -> Result<PaneRow> {
+    let p = pane.as_bytes();
+    let sname = || format!("{:?} ({})", lossy(&sp.session_name), sp.session);
+    if p.is_empty() {
+        bail!("a pane must be given as %N, a label or an index (got an empty string)");
+    }
+    if let Some(digits) = p.strip_prefix(b"%").filter(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit)) {
+        let id = format!("%{}", String::from_utf8_lossy(digits));
+        if let Some(r) = sp.panes.iter().find(|r| r.id == id) {
+            return Ok(r.clone());
+        }
+        // Name the session that has it, if any.
+        let all = server
+            .run(["list-panes", "-a", "-F", "#{pane_id} #{session_id} #{session_name}"])
+            .map_err(anyhow::Error::from)?;
+        for l in all.split(|&b| b == b'\n') {
+            let mut f = l.splitn(3, |&b| b == b' ');
+            if f.next() == Some(id.as_bytes()) {
+                let sid = lossy(f.next().unwrap_or_default());
+                let name = lossy(f.next().unwrap_or_default());
+                bail!("pane {id} belongs to session {name:?} ({sid}), not to session {}", sname());
+            }
+        }
+        bail!("no pane {id} on this tmux server (session {})", sname());
+    }
+    let labelled: Vec<&PaneRow> = sp.panes.iter().filter(|r| r.label.as_deref() == Some(p)).collect();
+    match labelled.as_slice() {
+        [one] => return Ok((*one).clone()),
+        [] => {}
+        many => bail!(
+            "label {:?} is on {} panes of session {}: {}",
+            lossy(p),
+            many.len(),
+            sname(),
+            many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+    if p.iter().all(u8::is_ascii_digit) {
+        if let Some(r) = std::str::from_utf8(p)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .and_then(|i| sp.panes.iter().find(|r| r.window_active && r.index == i))
+        {
+            return Ok(r.clone());
+        }
+        bail!("no pane with index {} in the current window of session {}", lossy(p), sname());
+    }
+    bail!("no pane with id, label or index {:?} in session {}", lossy(p), sname())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_row_and_refuses_others() {
+        let r = PaneRow::parse(b"%3 1 @2 1 0 4242 1 S7 G 80 24 0 L613b M6b=76.6b32= my title").unwrap();
+        assert_eq!(r.id, "%3");
+        assert_eq!(r.index, 1);
+        assert!(r.dead);
+        assert_eq!(r.exit_status, Some(7));
+        assert_eq!(r.exit_signal, None);
+        assert_eq!(r.label.as_deref(), Some(&b"a;"[..]));
+        assert_eq!(r.metadata, vec![(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), vec![])]);
+        assert_eq!(r.title, b"my title");
+        let alive = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 1 L M ").unwrap();
+        assert_eq!((alive.exit_status, alive.label, alive.in_mode), (None, None, true));
+        assert!(PaneRow::parse(b"3 1 @2").is_none());
+        assert!(PaneRow::parse(b"").is_none());
+    }
+
+    #[test]
+    fn metadata_round_trips() {
+        let e = vec![(b"a b".to_vec(), b"#{x};\n".to_vec()), (b"=.".to_vec(), vec![0xff])];
+        assert_eq!(decode_meta(encode_meta(&e).as_bytes()), e);
+        assert!(decode_meta(b"").is_empty());
+    }
+}

@@ -1,0 +1,447 @@
+//! Pane commands (issue 10) against a real tmux: every command's happy
+//! path, bad input, hostile labels and metadata, and a corpus of hostile
+//! typed text that must arrive byte-exact. Each test has its own server.
+//! Waits use `tmux wait-for` channels signalled from the panes, or a FIFO
+//! read with a deadline: never a sleep.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use util::{parse_line, TmuxServer};
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Runs ctb with byte arguments; its JSON line and exit code.
+fn ctb_bytes(s: &TmuxServer, args: &[&[u8]]) -> (Value, i32) {
+    let out = s.ctb().args(args.iter().map(|a| OsStr::from_bytes(a))).output().unwrap();
+    (parse_line(&out), out.status.code().unwrap_or(-1))
+}
+
+/// Expects an error reply with a non-zero exit; returns the error text.
+fn err(s: &TmuxServer, args: &[&str]) -> String {
+    let (v, ok) = s.ctb_json(args);
+    assert!(!ok && v["status"] == "error", "ctb {args:?} should fail: {v}");
+    v["error"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Blocks until channel `ch` is signalled (`tmux wait-for`), with a deadline.
+fn wait_channel(s: &TmuxServer, ch: &str) {
+    let st = Command::new("timeout")
+        .arg(DEADLINE.as_secs().to_string())
+        .arg("tmux")
+        .args(["-L", &s.label, "wait-for", ch])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "channel {ch} was not signalled in time");
+}
+
+/// A session `name` (not watched) whose first pane runs bash without rc files.
+fn session(s: &TmuxServer, name: &str) -> Value {
+    s.ok(&["session-create", "--no-watch", name, "--", "bash", "--norc", "--noprofile"])
+}
+
+/// Has the shell in pane `p` run `cmd; tmux wait-for -S ch` and waits for it.
+fn run_in(s: &TmuxServer, sess: &str, p: &str, cmd: &str, ch: &str) {
+    s.ok(&["pane-exec", sess, p, &format!("{cmd}; tmux wait-for -S {ch}")]);
+    wait_channel(s, ch);
+}
+
+fn hostile_corpus() -> Vec<Vec<u8>> {
+    let mut c: Vec<Vec<u8>> = [
+        "echo hi;",
+        "echo hi\\;",
+        ";",
+        "\\;",
+        ";;",
+        "a;b",
+        "-x",
+        "-l",
+        "--",
+        "-",
+        "-- -x",
+        "--no-enter",
+        "-t %0",
+        "Enter",
+        "C-c",
+        "Escape",
+        "Space",
+        "C-c Enter",
+        "#{session_name}",
+        "#(touch /tmp/ctb-pwned)",
+        "#[fg=red]",
+        "##",
+        "#",
+        "end#",
+        "$HOME",
+        "${HOME}",
+        "$(id)",
+        "`id`",
+        "~",
+        "~root",
+        "'single'",
+        "\"double\"",
+        "it's \"mixed\"",
+        "back\\slash",
+        "\\",
+        "\\\\",
+        "tab\there",
+        "\t",
+        "cr\rinside",
+        "line1\nline2",
+        "trailing newline\n",
+        "two\n\nblank",
+        "é ü 日本語 🎉",
+        "{ set -g status off }",
+        "%1",
+        "$0",
+        "@1",
+        "=",
+        "{last}",
+        "a b  c   ",
+        "   leading spaces",
+        "%s %n %% strftime",
+        "\x1b[31mred\x1b[0m",
+        "\x7f",
+        "ctrl \x01\x02\x03 bytes",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    c.push(b"invalid \xff\xfe utf8".to_vec());
+    c.push(b"\xc3 half".to_vec());
+    c.push(vec![0x80, 0x81, b';']);
+    c
+}
+
+/// What a pane in raw mode receives for TEXT: each line, with Enter
+/// (`\r`) after each (a final LF ends the last line).
+fn expected(text: &[u8]) -> Vec<u8> {
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut v: Vec<u8> = body.iter().map(|&b| if b == b'\n' { b'\r' } else { b }).collect();
+    v.push(b'\r');
+    v
+}
+
+#[test]
+fn hostile_text_arrives_byte_exact() {
+    let s = TmuxServer::new();
+    let fifo = s.runtime.join("typed");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    session(&s, "t");
+    let cmd = format!("stty raw -echo && tmux wait-for -S raw-ready && exec cat > {}", fifo.display());
+    let v = s.ok(&["pane-create", "t", "sink", "--", "sh", "-c", &cmd]);
+    let pane = v["pane_id"].as_str().unwrap().to_owned();
+    // Read the FIFO on a thread: the test waits on it with a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::open(path).unwrap();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    wait_channel(&s, "raw-ready");
+    let mut corpus = hostile_corpus();
+    let big: Vec<u8> = (0..100_000u32).map(|i| b"abcdefghij;-#{}$\\\"' \t"[(i % 21) as usize]).collect();
+    corpus.push(big);
+    assert!(corpus.len() >= 50, "{}", corpus.len());
+    let mut want = Vec::new();
+    for (i, text) in corpus.iter().enumerate() {
+        if i == 10 {
+            // A pane in copy mode: the text must reach the program anyway.
+            s.tmux_ok(&["copy-mode", "-t", &pane]);
+        }
+        let (v, code) = ctb_bytes(&s, &[b"pane-exec", b"t", pane.as_bytes(), b"--", text]);
+        assert_eq!(
+            (code, v["status"].as_str()),
+            (0, Some("success")),
+            "text {i} {:?}: {v}",
+            String::from_utf8_lossy(text)
+        );
+        want.extend(expected(text));
+    }
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        match rx.recv_timeout(DEADLINE) {
+            Ok(chunk) => got.extend(chunk),
+            Err(_) => break,
+        }
+    }
+    if got != want {
+        // Name the first corpus entry that differs.
+        let mut off = 0;
+        for (i, text) in corpus.iter().enumerate() {
+            let e = expected(text);
+            let end = (off + e.len()).min(got.len());
+            assert_eq!(
+                String::from_utf8_lossy(&got[off.min(got.len())..end]),
+                String::from_utf8_lossy(&e),
+                "corpus entry {i} arrived differently (bytes {:?})",
+                &got[off.min(got.len())..end.min(off + 80)]
+            );
+            off += e.len();
+        }
+        panic!("received {} bytes, expected {}", got.len(), want.len());
+    }
+    assert!(!std::path::Path::new("/tmp/ctb-pwned").exists());
+}
+
+#[test]
+fn create_list_find_count_capture_kill() {
+    let s = TmuxServer::new();
+    session(&s, "w");
+    let dir = s.runtime.join("dir #{x} ;");
+    std::fs::create_dir(&dir).unwrap();
+    let a = s.ok(&["pane-create", "w", "alpha", "-c", dir.to_str().unwrap(), "--", "bash", "--norc"]);
+    assert!(a["pane_id"].as_str().unwrap().starts_with('%'), "{a}");
+    assert_eq!(a["label"], "alpha");
+    assert_eq!(a["layout"], "tiled");
+    assert!(a["index"].is_u64());
+    let b = s.ok(&["pane-create-with-layout", "w", "beta", "even-vertical"]);
+    let c = s.ok(&["pane-create", "w", "gamma", "--layout", "main-vertical"]);
+    assert_eq!(s.ok(&["pane-count", "w"])["count"], 4);
+    for name in ["pane-list", "pane-list-json", "pane-list-detailed", "state-sync"] {
+        let l = s.ok(&[name, "w"]);
+        assert_eq!(l["command"], name);
+        let panes = l["panes"].as_array().unwrap();
+        assert_eq!(panes.len(), 4, "{l}");
+        assert_eq!(l["output"], l["panes"]);
+        let labels: Vec<&str> = panes.iter().filter_map(|p| p["label"].as_str()).collect();
+        assert_eq!(labels.len(), 3, "{labels:?}");
+        for p in panes {
+            for k in [
+                "pane_id",
+                "index",
+                "window_id",
+                "label",
+                "pid",
+                "command",
+                "running",
+                "dead",
+                "exit_status",
+                "width",
+                "height",
+                "active",
+                "title",
+                "cwd",
+                "metadata",
+            ] {
+                assert!(p.get(k).is_some(), "{name}: no {k} in {p}");
+            }
+        }
+        if name == "state-sync" {
+            assert_eq!(l["state"], "tmux");
+        }
+    }
+    // The -c directory (with # and ;) is where the pane's shell runs.
+    let f = s.ok(&["pane-find", "w", "alpha"]);
+    assert_eq!(f["pane_id"], a["pane_id"]);
+    let st = s.ok(&["pane-status", "w", "alpha"]);
+    assert_eq!(st["cwd"].as_str(), dir.to_str(), "{st}");
+    // Exec and capture, by id, label and index.
+    let ida = a["pane_id"].as_str().unwrap();
+    run_in(&s, "w", ida, "printf 'tok-%s\\n' 42", "cap1");
+    // The panes are narrow: --join undoes the wrapping.
+    let cap = s.ok(&["pane-capture", "w", "alpha", "50", "--join"]);
+    assert!(cap["output"].as_str().unwrap().lines().any(|l| l == "tok-42"), "{cap}");
+    let idx = a["index"].to_string();
+    let cap = s.ok(&["pane-capture", "w", &idx, "50", "--join", "--escapes"]);
+    assert!(cap["output"].as_str().unwrap().contains("tok-42"), "{cap}");
+    let w = s.ok(&["pane-watch", "w", "alpha", "^tok-[0-9]+$", "50"]);
+    assert_eq!(w["matches"], serde_json::json!(["tok-42"]));
+    let (h, ok) = s.ctb_json(&["pane-has-pattern", "w", "alpha", "tok-4[0-9]", "50"]);
+    assert!(ok && h["found"] == true, "{h}");
+    let (h, ok) = s.ctb_json(&["pane-has-pattern", "w", "alpha", "^never$", "50"]);
+    assert!(!ok && h["status"] == "success" && h["found"] == false, "{h}");
+    // Kill by the id pane-find gave, as the bridge's scripts do.
+    let k = s.ok(&["pane-kill", "w", b["pane_id"].as_str().unwrap()]);
+    assert_eq!(k["session_closed"], false);
+    let k = s.ok(&["pane-kill", "w", "gamma"]);
+    assert_eq!(k["pane_id"], c["pane_id"]);
+    assert_eq!(s.ok(&["pane-count", "w"])["count"], 2);
+    assert!(err(&s, &["pane-find", "w", "beta"]).contains("no pane labelled"));
+}
+
+#[test]
+fn keys_status_running_and_dead() {
+    let s = TmuxServer::new();
+    session(&s, "k");
+    s.tmux_ok(&["set-option", "-g", "remain-on-exit", "on"]);
+    s.tmux_ok(&["set-hook", "-g", "pane-died", "wait-for -S died"]);
+    let p = s.ok(&["pane-create", "k", "job", "--", "bash", "--norc", "--noprofile"]);
+    let id = p["pane_id"].as_str().unwrap().to_owned();
+    let st = s.ok(&["pane-is-running", "k", &id]);
+    assert_eq!((st["running"].as_bool(), st["output"].as_str()), (Some(false), Some("idle")), "{st}");
+    // A foreground job: it signals from inside its own process group.
+    s.ok(&["pane-exec", "k", &id, "sh -c 'tmux wait-for -S started; exec sleep 60'"]);
+    wait_channel(&s, "started");
+    let st = s.ok(&["pane-status", "k", "job"]);
+    assert_eq!((st["running"].as_bool(), st["pane_command"].as_str()), (Some(true), Some("sleep")), "{st}");
+    // C-c ends it; the shell is idle again (it signals once back).
+    s.ok(&["pane-keys", "k", &id, "C-c"]);
+    run_in(&s, "k", &id, "true", "back");
+    assert_eq!(s.ok(&["pane-status", "k", &id])["running"], false);
+    // Unknown key names: an error, nothing typed.
+    let e = err(&s, &["pane-keys", "k", &id, "Enter", "Entr"]);
+    assert!(e.contains("Entr") && e.contains("nothing was sent"), "{e}");
+    // A pane whose process exited (kept by remain-on-exit).
+    let d = s.ok(&["pane-create", "k", "doomed", "--", "sh", "-c", "exit 3"]);
+    wait_channel(&s, "died");
+    let st = s.ok(&["pane-status", "k", "doomed"]);
+    assert_eq!(
+        (st["dead"].as_bool(), st["exit_status"].as_i64(), st["output"].as_str()),
+        (Some(true), Some(3), Some("dead"))
+    );
+    let e = err(&s, &["pane-exec", "k", d["pane_id"].as_str().unwrap(), "echo x"]);
+    assert!(e.contains("dead") && e.contains("nothing was sent"), "{e}");
+    assert!(err(&s, &["pane-keys", "k", "doomed", "Enter"]).contains("dead"));
+}
+
+#[test]
+fn hostile_labels_and_metadata_round_trip() {
+    let s = TmuxServer::new();
+    session(&s, "m");
+    let hostile = [
+        "a;",
+        "\\;",
+        "-x",
+        "#{session_name}",
+        "#(touch /tmp/ctb-pwned-label)",
+        "$(id) `id` $HOME ~",
+        "quote ' \" \\",
+        "line\nbreak\ttab",
+        "日本語 🎉",
+        " spaced  ",
+        "=.,:%1",
+    ];
+    for (i, l) in hostile.iter().enumerate() {
+        let c = s.ok(&["pane-create", "m", l]);
+        let id = c["pane_id"].as_str().unwrap().to_owned();
+        assert_eq!(c["label"], *l);
+        assert_eq!(s.ok(&["pane-find", "--", "m", l])["pane_id"], id, "label {l:?}");
+        // The label targets the pane too.
+        let key = format!("k{i} {l}");
+        // `--`: a label may start with `-` (like any positional argument).
+        s.ok(&["pane-metadata-set", "--", "m", l, &key, l]);
+        s.ok(&["pane-metadata-set", "--", "m", &id, "second", "-v;"]);
+        let g = s.ok(&["pane-metadata-get", "m", &id, &key]);
+        assert_eq!(g["value"], *l);
+        let ls = s.ok(&["pane-metadata-list", "m", &id]);
+        assert_eq!(ls["metadata"][&key], *l, "{ls}");
+        assert_eq!(ls["metadata"]["second"], "-v;");
+        // Replacing a key keeps one entry.
+        s.ok(&["pane-metadata-set", "m", &id, "second", ""]);
+        assert_eq!(s.ok(&["pane-metadata-list", "m", &id])["metadata"].as_object().unwrap().len(), 2);
+        let list = s.ok(&["pane-list", "m"]);
+        let p = list["panes"].as_array().unwrap().iter().find(|p| p["pane_id"] == id.as_str()).unwrap().clone();
+        assert_eq!((p["label"].as_str(), p["metadata"]["second"].as_str()), (Some(*l), Some("")));
+    }
+    // Bytes that are not UTF-8 round-trip exactly (value_hex).
+    let (v, code) = ctb_bytes(&s, &[b"pane-metadata-set", b"m", b"a;", b"raw", b"\xff\xfe;"]);
+    assert_eq!(code, 0, "{v}");
+    let g = s.ok(&["pane-metadata-get", "m", "a;", "raw"]);
+    assert_eq!(g["value_hex"], "fffe3b");
+    let (v, code) = ctb_bytes(&s, &[b"pane-create", b"m", b"\xff-label"]);
+    assert_eq!(code, 0, "{v}");
+    let (f, code) = ctb_bytes(&s, &[b"pane-find", b"m", b"\xff-label"]);
+    assert_eq!((code, &f["pane_id"]), (0, &v["pane_id"]));
+    assert!(!std::path::Path::new("/tmp/ctb-pwned-label").exists());
+}
+
+#[test]
+fn concurrent_metadata_sets_lose_nothing() {
+    let s = TmuxServer::new();
+    session(&s, "c");
+    let id = s.ok(&["pane-create", "c", "x"])["pane_id"].as_str().unwrap().to_owned();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            s.ctb()
+                .args(["pane-metadata-set", "c", &id, &format!("key{i}"), &format!("v{i}")])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let m = s.ok(&["pane-metadata-list", "c", &id])["metadata"].clone();
+    for i in 0..8 {
+        assert_eq!(m[format!("key{i}")], format!("v{i}"), "{m}");
+    }
+}
+
+#[test]
+fn bad_input_is_a_json_error() {
+    let s = TmuxServer::new();
+    // No server at all.
+    let e = err(&s, &["pane-list", "nosuch"]);
+    assert!(e.contains("no session named") || e.contains("no tmux server"), "{e}");
+    assert!(err(&s, &["pane-exec", "nosuch", "%0", "x"]).contains("nosuch"));
+    session(&s, "one");
+    session(&s, "onetwo");
+    // Exact session names only: "one" never means "onetwo", nor a prefix.
+    assert!(err(&s, &["pane-count", "on"]).contains("no session named"));
+    let other = s.ok(&["pane-create", "onetwo", "theirs"])["pane_id"].as_str().unwrap().to_owned();
+    let e = err(&s, &["pane-exec", "one", &other, "echo no"]);
+    assert!(e.contains(&other) && e.contains("onetwo") && e.contains("one"), "{e}");
+    assert!(err(&s, &["pane-kill", "one", "theirs"]).contains("no pane with id, label or index"));
+    assert!(err(&s, &["pane-capture", "one", "%999"]).contains("no pane %999"));
+    assert!(err(&s, &["pane-status", "one", "7"]).contains("index 7"));
+    assert!(err(&s, &["pane-status", "one", ""]).contains("empty"));
+    // Empty labels.
+    assert!(err(&s, &["pane-create", "one", ""]).contains("empty"));
+    assert!(err(&s, &["pane-find", "one", ""]).contains("empty"));
+    // Duplicated labels: find and targets name both panes.
+    let d1 = s.ok(&["pane-create", "one", "dup"])["pane_id"].as_str().unwrap().to_owned();
+    let d2 = s.ok(&["pane-create", "one", "dup"])["pane_id"].as_str().unwrap().to_owned();
+    let e = err(&s, &["pane-find", "one", "dup"]);
+    assert!(e.contains(&d1) && e.contains(&d2), "{e}");
+    let e = err(&s, &["pane-exec", "one", "dup", "x"]);
+    assert!(e.contains(&d1) && e.contains(&d2), "{e}");
+    // Layouts: an unknown name is refused before anything; a layout string
+    // tmux rejects leaves no new pane behind.
+    let before = s.ok(&["pane-count", "one"])["count"].clone();
+    assert!(err(&s, &["pane-create", "one", "l", "--layout", "bogus"]).contains("unknown layout"));
+    assert!(err(&s, &["pane-create-with-layout", "one", "l", "tiled;"]).contains("unknown layout"));
+    let e = err(&s, &["pane-create", "one", "l", "--layout", "abcd,80x24,0,0,5"]);
+    assert!(e.contains("rejected layout") && e.contains("removed"), "{e}");
+    assert_eq!(s.ok(&["pane-count", "one"])["count"], before);
+    assert!(err(&s, &["pane-find", "one", "l"]).contains("no pane labelled"));
+    // -c must exist.
+    assert!(err(&s, &["pane-create", "one", "x", "-c", "/nonexistent/dir"]).contains("/nonexistent/dir"));
+    // Bad regex, missing metadata key, empty key.
+    assert!(err(&s, &["pane-watch", "one", "0", "(unclosed"]).contains("bad pattern"));
+    assert!(err(&s, &["pane-metadata-get", "one", "0", "nokey"]).contains("no metadata key"));
+    assert!(err(&s, &["pane-metadata-set", "one", "0", "", "v"]).contains("empty"));
+    // A pane killed after it was listed: its id no longer resolves.
+    s.ok(&["pane-kill", "one", &d1]);
+    assert!(err(&s, &["pane-exec", "one", &d1, "x"]).contains(&d1));
+    assert!(err(&s, &["pane-kill", "one", &d1]).contains(&d1));
+    // A usage error is JSON with exit 2.
+    let out = s.ctb().args(["pane-exec", "one"]).output().unwrap();
+    let v = parse_line(&out);
+    assert_eq!((out.status.code(), v["command"].as_str()), (Some(2), Some("pane-exec")), "{v}");
+    // Nothing else was touched.
+    assert_eq!(s.ok(&["pane-find", "onetwo", "theirs"])["pane_id"], other.as_str());
+}
+
+#[test]
+fn killing_the_last_pane_of_a_watched_session_closes_it() {
+    let s = TmuxServer::new();
+    s.create("solo");
+    let pid = s.status()["pid"].as_u64().unwrap() as u32;
+    let k = s.ok(&["pane-kill", "solo", "0"]);
+    assert_eq!(k["session_closed"], true, "{k}");
+    assert!(util::wait_pid(pid, DEADLINE), "the daemon did not stop after its last session closed");
+}
