@@ -312,10 +312,11 @@ fn keys_status_running_and_dead() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(
-        (st["dead"].as_bool(), st["exit_status"].as_i64(), st["output"].as_str()),
-        (Some(true), Some(3), Some("dead"))
-    );
+    // tmux 3.3a sometimes marks a pane dead without ever recording its
+    // exit status (4 of 40 plain `split-window 'sh -c "exit 3"'` here):
+    // then ctb says `null`, never a made-up status.
+    assert_eq!((st["dead"].as_bool(), st["output"].as_str()), (Some(true), Some("dead")), "{st}");
+    assert!(st["exit_status"] == 3 || st["exit_status"].is_null(), "{st}");
     let e = err(&s, &["pane-exec", "k", d["pane_id"].as_str().unwrap(), "echo x"]);
     assert!(e.contains("dead") && e.contains("nothing was sent"), "{e}");
     assert!(err(&s, &["pane-keys", "k", "doomed", "Enter"]).contains("dead"));
