@@ -173,26 +173,42 @@ fn create_racing_with_shutdown_is_always_watched() {
 fn session_killed_while_being_created_and_watched() {
     // ctb attaches its daemon before it creates the session (a window made
     // while a control client attaches crashes tmux 3.3a), so a session
-    // cannot die before the daemon attached; the closest race is a kill
-    // landing while session-create is still getting it watched.
+    // cannot die before the daemon attached; the closest is a session
+    // killed between its creation and the daemon's watch answer. A user's
+    // hook does it deterministically: tmux runs `after-new-session` hooks
+    // right after the new-session, inside ctb's own command.
     let s = TmuxServer::new();
     s.tmux_ok(&["new-session", "-d", "-s", "keepalive-unwatched"]);
-    for round in 0..10 {
+    s.tmux_ok(&["set-hook", "-g", "after-new-session", "if -F '#{m:short*,#{session_name}}' kill-session"]);
+    for round in 0..3 {
         let name = format!("short{round}");
-        let create = s.ctb().args(["session-create", &name]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-        // Kill it as soon as it exists (a tmux hook would be polling-free,
-        // but the kill just has to land somewhere in the create).
-        let _ = s.tmux().args(["kill-session", "-t", &format!("={name}")]).stderr(std::process::Stdio::null()).status();
-        let out = create.wait_with_output().unwrap();
+        let out = s.ctb().args(["session-create", &name]).output().unwrap();
         let v = util::parse_line(&out);
-        assert!(v["status"] == "success" || v["error"].as_str().is_some(), "{v}");
-        // Whatever the interleaving, nothing is left behind.
-        let _ = s.tmux().args(["kill-session", "-t", &format!("={name}")]).stderr(std::process::Stdio::null()).status();
+        // tmux created it (and printed its id), the hook killed it: the
+        // daemon never saw it, and ctb says so.
+        assert_eq!(out.status.code(), Some(1), "round {round}: {v}");
+        assert_eq!(v["status"], "error", "round {round}: {v}");
+        let id = v["session_id"].as_str().unwrap_or_else(|| panic!("round {round}: no session_id in {v}"));
+        let err = v["error"].as_str().unwrap();
+        assert!(
+            err.contains(&format!("session {id} no longer exists")) && err.contains("no daemon watches it"),
+            "round {round}: {v}"
+        );
+        assert!(!s.has_session(id), "round {round}: {id} is alive: the hook did not run");
+        // Nothing is left behind: the daemon it started exits (nothing to
+        // watch), its anchor is gone, the user's session is unmarked.
         let wait = s.ok(&["daemon", "wait", "--timeout", "10"]);
         assert_eq!(wait["running"], false, "round {round}");
         assert!(s.runtime_files().is_empty(), "round {round}: {:?}", s.runtime_files());
         assert_eq!(s.session_names(), ["keepalive-unwatched"], "round {round}");
+        assert!(s.anchors().is_empty(), "round {round}: {:?}", s.anchors());
+        assert_eq!(s.session_option("keepalive-unwatched", "@ctb-watched"), "", "round {round}");
     }
+    // Unwatched: tmux created it, so ctb reports it (no daemon involved).
+    let v = s.ok(&["session-create", "short-unwatched", "--no-watch"]);
+    assert!(!s.has_session(v["session_id"].as_str().unwrap()), "{v}");
+    assert_eq!(s.status()["running"], false);
+    assert_eq!(s.session_names(), ["keepalive-unwatched"]);
 }
 
 #[test]
@@ -373,19 +389,35 @@ fn stale_files_do_not_confuse_the_next_daemon() {
     let files: Vec<_> = std::fs::read_dir(s.ctb_dir()).unwrap().flatten().map(|e| e.path()).collect();
     s.ok(&["session-kill", "a"]);
     assert!(wait_pid(pid, EXIT_DEADLINE));
-    // Forge a stale lock naming a live process that is not a daemon (us),
-    // and a stale socket file.
+    // Forge a stale lock naming a live process that is not a daemon (a
+    // `cat` of ours), held by another live process that is not a daemon
+    // either (flock(1), our child): the lock is taken, so only the /proc
+    // proof (does the named process hold the lock file?) can tell. And a
+    // stale socket file.
+    let mut named =
+        std::process::Command::new("cat").stdin(std::process::Stdio::piped()).spawn().expect("starting cat");
+    let mut lock = None;
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         if name.ends_with(".lock") {
-            std::fs::write(f, format!("{}\n2020-01-01T00:00:00Z\n", std::process::id())).unwrap();
+            std::fs::write(f, format!("{}\n2020-01-01T00:00:00Z\n", named.id())).unwrap();
+            lock = Some(f.clone());
         } else if name.ends_with(".sock") {
             std::fs::write(f, "stale").unwrap();
         }
     }
-    assert_eq!(s.status()["running"], false);
+    let mut holder = util::LockHolder::start(&lock.expect("the daemon had a lock file"));
+    let status = s.status();
+    assert_eq!(status["running"], false, "{status}");
+    assert_eq!(status["pid"], serde_json::Value::Null, "{status}");
     let stop = s.ok(&["daemon", "stop"]);
     assert_eq!(stop["stopped"], "not-running", "never signals a pid it cannot prove is its daemon");
+    assert!(util::pid_alive(holder.pid()), "daemon stop signalled the lock's holder");
+    assert!(util::pid_alive(named.id()), "daemon stop signalled the process the lock names");
+    holder.release();
+    drop(named.stdin.take());
+    assert!(wait_pid(named.id(), EXIT_DEADLINE));
+    named.wait().unwrap();
     let pid2 = daemon_pid(&s.create("b"));
     assert_eq!(watched(&s), ["b"]);
     s.ok(&["session-kill", "b"]);
@@ -422,10 +454,26 @@ fn sigterm_to_the_daemon_is_a_clean_shutdown() {
 fn the_daemon_client_never_resizes_windows() {
     let s = TmuxServer::new();
     s.tmux_ok(&["new-session", "-d", "-s", "sized", "-x", "123", "-y", "45", ";", "set-option", "@ctb-watched", "1"]);
-    s.ok(&["daemon", "start"]);
-    let clients = s.tmux_ok(&["list-clients", "-F", "#{client_flags}"]);
-    assert!(clients.contains("ignore-size"), "{clients}");
+    let pid = s.ok(&["daemon", "start"])["pid"].as_u64().unwrap() as u32;
+    // The daemon's control client (the tmux client it started), by pid.
+    let clients =
+        s.tmux_ok(&["list-clients", "-F", "#{client_pid} #{client_control_mode} #{client_session} #{client_flags}"]);
+    let ours: Vec<&str> = clients
+        .lines()
+        .filter(|l| {
+            l.split(' ').next().and_then(|p| p.parse().ok()).and_then(util::proc_stat).is_some_and(|st| st.1 == pid)
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "one client of daemon {pid}: {clients}");
+    let fields: Vec<&str> = ours[0].split(' ').collect();
+    assert_eq!(fields[1], "1", "a control client: {clients}");
+    assert_eq!(s.anchors(), [fields[2]], "attached to its anchor: {clients}");
+    let flags: Vec<&str> = fields[3].split(',').collect();
+    assert!(flags.contains(&"ignore-size"), "the daemon's client must not size windows: {clients}");
+    assert!(flags.contains(&"no-output"), "{clients}");
     assert_eq!(s.tmux_ok(&["display-message", "-p", "-t", "=sized:", "#{window_width}x#{window_height}"]), "123x45");
+    s.ok(&["session-kill", "sized"]);
+    assert!(wait_pid(pid, EXIT_DEADLINE));
 }
 
 #[test]

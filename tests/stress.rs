@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use util::{children_of, fd_count, fd_kinds, pid_alive, proc_args, vm_rss_kib, wait_pid, TmuxServer, Zombie};
+use util::{descendants_of, fd_count, fd_kinds, pid_alive, proc_args, vm_rss_kib, wait_pid, TmuxServer, Zombie};
 
 const EXIT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a demo may take (they take about a second alone).
@@ -135,18 +135,6 @@ impl Drop for Demo {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Live descendants of `pid` (children first).
-fn descendants_of(pid: u32) -> Vec<u32> {
-    let mut all = children_of(pid);
-    let mut i = 0;
-    while i < all.len() {
-        let more = children_of(all[i]);
-        all.extend(more);
-        i += 1;
-    }
-    all
 }
 
 fn json_lines(lines: &[String]) -> Vec<Value> {

@@ -228,16 +228,27 @@ pub fn parse_line(out: &Output) -> Value {
 }
 
 /// Waits until process `pid` has exited (through a pidfd, with a deadline).
-/// True if it is gone.
+/// True if it is gone. Only ESRCH from `pidfd_open` means "gone (and
+/// reaped)"; any other failure (EMFILE, EPERM, ENOSYS...) says nothing
+/// about the process and panics, as does a failing `poll` (EINTR retries).
 pub fn wait_pid(pid: u32, timeout: Duration) -> bool {
-    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return true };
+    let deadline = Instant::now() + timeout;
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { panic!("wait_pid: {pid} is not a pid") };
     let fd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
         Ok(fd) => fd,
-        Err(_) => return true, // already gone (and reaped)
+        Err(rustix::io::Errno::SRCH) => return true, // already gone (and reaped)
+        Err(e) => panic!("wait_pid: pidfd_open({pid}) failed: {e}"),
     };
-    let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
-    let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
-    matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ts = rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("wait_pid: poll on the pidfd of {pid} failed: {e}"),
+        }
+    }
 }
 
 pub fn pid_alive(pid: u32) -> bool {
@@ -511,5 +522,201 @@ impl Watch {
                 Err(_) => panic!("timed out waiting for {what}; saw {:?}", self.seen),
             }
         }
+    }
+}
+
+// Helpers for the hardening tests.
+
+/// The `tmux -V` of the `tmux` on PATH as (major, minor): `tmux 3.3a` is
+/// (3, 3); `None` for a version it cannot read (`tmux next-3.6`, `master`).
+pub fn tmux_version() -> Option<(u32, u32)> {
+    let out = Command::new("tmux").arg("-V").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.trim().strip_prefix("tmux ")?;
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// Live descendants of `pid` (children first).
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut all = children_of(pid);
+    let mut i = 0;
+    while i < all.len() {
+        let more = children_of(all[i]);
+        all.extend(more);
+        i += 1;
+    }
+    all
+}
+
+impl TmuxServer {
+    /// The session name tmux prints for session `id` (`$N`), from
+    /// `list-sessions -F '#{session_id} #{session_name}'`; `None` if no such
+    /// session.
+    pub fn name_of(&self, id: &str) -> Option<String> {
+        let out = self.tmux().args(["list-sessions", "-F", "#{session_id} #{session_name}"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(id).and_then(|rest| rest.strip_prefix(' ')).map(str::to_owned))
+    }
+
+    /// Whether session `target` (`$N`, or `=name`) exists.
+    pub fn has_session(&self, target: &str) -> bool {
+        self.tmux().args(["has-session", "-t", target]).stderr(Stdio::null()).status().unwrap().success()
+    }
+
+    /// A user option of the session named exactly `session` (empty when
+    /// unset). `display-message -t` is a pane target: `=name:` (a bare
+    /// `=name` does not select the session there).
+    pub fn session_option(&self, session: &str, option: &str) -> String {
+        let out = self.tmux_ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            &format!("={session}:"),
+            &format!("#{{session_name}} #{{{option}}}"),
+        ]);
+        // (tmux_ok trims: an empty value loses its separator too.)
+        let value = out.strip_prefix(session).filter(|v| v.is_empty() || v.starts_with(' '));
+        let value = value.unwrap_or_else(|| panic!("session {session:?} not found: {out:?}"));
+        value.strip_prefix(' ').unwrap_or(value).to_owned()
+    }
+
+    /// Blocks (with a deadline) until someone runs `tmux wait-for -S
+    /// channel` on this server (tmux remembers a signal sent before the
+    /// wait). The waiting `tmux wait-for` is our child, waited on through a
+    /// pidfd and killed if the deadline passes.
+    pub fn wait_channel(&self, channel: &str, timeout: Duration) {
+        let mut child = self.tmux().args(["wait-for", channel]).stderr(Stdio::piped()).spawn().unwrap();
+        if !wait_pid(child.id(), timeout) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nobody signalled tmux channel {channel:?} within {timeout:?}");
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "tmux wait-for {channel}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Expands `format` for `target` and returns the raw bytes tmux
+    /// substituted (as text), not what tmux prints: tmux 3.4 prints `$x` as
+    /// `\$x` and control bytes in octal. A `run-shell` writes the expansion
+    /// through a quoted here-document (taken as is) into a file.
+    pub fn raw_format(&self, target: &str, format: &str) -> String {
+        static RAW: AtomicU32 = AtomicU32::new(0);
+        let file = self.runtime.join(format!("raw-format-{}", RAW.fetch_add(1, Ordering::SeqCst)));
+        let script = format!("cat > '{}' <<'CTB_RAW_EOF'\n{format}\nCTB_RAW_EOF", file.display());
+        self.tmux_ok(&["run-shell", "-t", target, &script]);
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let _ = std::fs::remove_file(&file);
+        text.strip_suffix('\n').unwrap_or(&text).to_owned()
+    }
+}
+
+/// A process that is not ctb holding an exclusive `flock` on a file:
+/// `flock -o FILE -c 'echo locked; exec cat'`, our child. flock(1) takes
+/// the lock, keeps it while its command runs (`-o`: the command does not
+/// inherit it) and prints `locked` once it holds it; closing its stdin ends
+/// `cat`, then flock, which releases the lock.
+pub struct LockHolder {
+    child: std::process::Child,
+    released: bool,
+}
+
+impl LockHolder {
+    pub fn start(file: &Path) -> LockHolder {
+        let mut child = Command::new("flock")
+            .arg("-o")
+            .arg(file)
+            .args(["-c", "echo locked; exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = line_reader(child.stdout.take().unwrap());
+        let line = lines.recv_timeout(Duration::from_secs(10));
+        assert_eq!(line.as_deref().ok(), Some("locked"), "flock {} did not take the lock", file.display());
+        LockHolder { child, released: false }
+    }
+
+    /// The pid of the flock process (the one holding the lock).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ends it (its command, then flock: the lock is released) and reaps it.
+    pub fn release(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        drop(self.child.stdin.take());
+        if !wait_pid(self.child.id(), Duration::from_secs(10)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+// What tmux stores for a session name, and prints back, per version (read
+// in the sources of 3.4, 3.5a and 3.7c, tested on 3.3a, 3.4 and 3.7c).
+
+/// `$` followed by a letter, `_` or `{`: what tmux 3.3a-3.5a escape as `\$`.
+fn dollar_escaped(prev: char, next: Option<char>) -> bool {
+    prev == '$' && next.is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '{')
+}
+
+/// What tmux 3.3a/3.4/3.5a store for a session name (`session_check_name`:
+/// `.` and `:` become `_`, then `utf8_stravis`: `\` doubled, `$x` escaped).
+fn stored_3_3(asked: &str) -> String {
+    let chars: Vec<char> = asked.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '.' | ':' => out.push('_'),
+            '\\' => out.push_str("\\\\"),
+            '$' if dollar_escaped(c, chars.get(i + 1).copied()) => out.push_str("\\$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How tmux 3.4/3.5a print a stored string (`$x` escaped once more;
+/// backslashes left alone).
+fn printed_3_4(stored: &str) -> String {
+    let chars: Vec<char> = stored.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if dollar_escaped(c, chars.get(i + 1).copied()) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What tmux 3.7 stores for a session name (`clean_name`: stravis, `\`
+/// doubled; `.`, `:` and `$` kept).
+fn stored_3_7(asked: &str) -> String {
+    asked.replace('\\', "\\\\")
+}
+
+/// The names `list-sessions` may print for a session created as `asked`
+/// (a name without control or non-UTF-8 bytes): exactly one form on the
+/// versions researched, any of the documented forms on others.
+pub fn stored_forms(asked: &str) -> Vec<String> {
+    static VERSION: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    match *VERSION.get_or_init(tmux_version) {
+        Some((3, 3)) => vec![stored_3_3(asked)],
+        Some((3, 4 | 5)) => vec![printed_3_4(&stored_3_3(asked))],
+        Some((3, 7..)) | Some((4.., _)) => vec![stored_3_7(asked)],
+        _ => vec![asked.to_owned(), stored_3_3(asked), printed_3_4(&stored_3_3(asked)), stored_3_7(asked)],
     }
 }
