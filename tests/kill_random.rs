@@ -74,8 +74,10 @@ struct Round {
     kind: Kind,
     moment: Moment,
     delay: Duration,
-    /// Attach: the daemon starts on a running server (0) or with the
-    /// server (1); a watch is killed after its start (0) or after it took
+    /// Attach: the daemon starts on a running server (0), or (1) with the
+    /// server in odd passes of 40 rounds and in even ones attaches again
+    /// after its anchor's process was killed (the delay runs from that
+    /// kill: it backs off 50 ms, then attaches); a watch is killed after its start (0) or after it took
     /// the attach gate (1). Reconcile: a session is created (0) or a
     /// watched one killed (1). Shutdown: the last watched session was the
     /// server's last (0) or an unwatched one stays (1).
@@ -450,6 +452,15 @@ fn reach_moment(s: &TmuxServer, r: &Round, w: &mut Started) -> (u32, Option<Stri
     if r.moment == Moment::Attach {
         let server;
         // The watcher starts now; the delay runs from an event of its start.
+        if r.watcher == Watcher::Daemon && !hold && r.variant == 1 && (r.n / 40).is_multiple_of(2) {
+            let pid = daemon_pid(&s.create("a"));
+            let (_, anchor_pid) = anchor_of(s, pid).unwrap_or_else(|| panic!("{r}: no anchor of {pid}"));
+            let server = server_pid(s);
+            signal_pid(anchor_pid, Signal::KILL);
+            assert!(wait_pid(anchor_pid, SETUP), "{r}: the anchor's process {anchor_pid} stayed");
+            w.pid = pid;
+            return (pid, None, server);
+        }
         if r.watcher == Watcher::Daemon {
             if r.variant == 0 || hold {
                 s.ok(&["session-create", "base", "--no-watch"]);
