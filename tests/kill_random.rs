@@ -244,10 +244,18 @@ fn anchors(s: &TmuxServer) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// The anchor of watcher `pid` and its pane's pid (the anchor-hold).
+/// The anchor of watcher `pid` and its pane's pid (the anchor-hold): as
+/// tmux lists it, else (a listing under load once missed an anchor that
+/// existed) the anchor-hold process naming it.
 fn anchor_of(s: &TmuxServer, pid: u32) -> Option<(String, u32)> {
     let prefix = format!("ctb-anchor-{pid}-");
-    anchors(s).into_iter().find(|(n, _)| n.starts_with(&prefix))
+    anchors(s).into_iter().find(|(n, _)| n.starts_with(&prefix)).or_else(|| {
+        ctb_and_clients(s, None).into_iter().find_map(|p| {
+            let i = p.args.iter().position(|a| a == "anchor-hold")?;
+            let name = p.args.get(i + 1).filter(|n| n.starts_with(&prefix))?;
+            Some((name.clone(), p.pid))
+        })
+    })
 }
 
 /// The tmux server's pid, if one answers.
