@@ -2,12 +2,16 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 SOAK_SECONDS ?= 60
+# kill-soak: rounds of tests/kill_random.rs (SIGKILL at varied moments), and
+# the first one (to rerun one round: make kill-soak KILL_FIRST=N KILL_ROUNDS=1).
+KILL_ROUNDS ?= 100
+KILL_FIRST ?= 0
 # test-matrix: tmux versions (`system` = the tmux on PATH) and the script
 # that builds the others (kept beside the repo on development machines).
 TMUX_VERSIONS ?= system 3.4 3.7c
 CTB_TMUX_BUILD ?= ../shared/tmux/build.sh
 
-.PHONY: build test test-matrix lint demo bench soak fixtures expected fuzz clean
+.PHONY: build test test-matrix lint demo bench soak kill-soak fixtures expected fuzz clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -32,6 +36,9 @@ bench: build
 
 soak: build
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --test soak -- --ignored --nocapture
+
+kill-soak: build
+	CTB_KILL_ROUNDS=$(KILL_ROUNDS) CTB_KILL_FIRST=$(KILL_FIRST) $(CARGO) test --release --test kill_random -- --ignored --nocapture
 
 # Re-record every fixture from a real tmux, then regenerate expected files
 # (review the diff of the expected files before committing them).
