@@ -513,8 +513,6 @@ fn renamed_by_a_hook_at_creation() {
 /// it must still be hidden from session-list and removed when the daemon
 /// exits (the server then exits with its last session).
 #[test]
-#[ignore = "ctb bug: an anchor renamed by an after-new-session hook is listed by session-list and left behind \
-            when the daemon exits (detach kills it by its old name, `kill-session -t =ctb-anchor-P-N`)"]
 fn an_anchor_renamed_by_a_hook_is_still_removed() {
     let s = TmuxServer::new();
     s.tmux_ok(&["new-session", "-d", "-s", "keepalive"]);
@@ -802,8 +800,6 @@ fn race_long() {
 /// session-kill` racing a `ctb watch`'s attach, `CTB_RACE_ROUNDS` (default
 /// 300) rounds.
 #[test]
-#[ignore = "ctb bug: a daemon started with nothing to watch can hold the attach gate for 10 s (see \
-            daemon_start_stops_at_once_with_nothing_to_watch), so the watcher's attach times out"]
 fn daemon_start_racing_an_attach() {
     race(race_rounds(), &[RaceKind::DaemonStartAndKill]);
 }
@@ -818,8 +814,6 @@ fn daemon_start_racing_an_attach() {
 /// an option command whose current session is gone on its "best" session
 /// instead (3.3a, 3.4 and 3.7c alike), here the user's most recent one.
 #[test]
-#[ignore = "ctb bug: `new-session ... ; set-option @ctb-watched 1` marks another user session when a hook kills \
-            the new one (the set-option has no -t and tmux falls back to the most recent session)"]
 fn a_mark_never_lands_on_another_session() {
     let s = TmuxServer::new();
     let daemon = daemon_pid(&s.create("w"));
@@ -841,8 +835,6 @@ fn a_mark_never_lands_on_another_session() {
 /// `daemon stop` must not signal it. (ctb's proof only checks that the
 /// named process holds the lock file open while the lock is held.)
 #[test]
-#[ignore = "ctb bug: find_owner accepts any process that holds the lock file: `daemon status` reports a \
-            `flock` process as the running daemon and `daemon stop` SIGTERMs it"]
 fn a_foreign_lock_holder_is_never_taken_for_the_daemon() {
     let s = TmuxServer::new();
     let pid = daemon_pid(&s.create("a"));
@@ -878,8 +870,6 @@ fn a_foreign_lock_holder_is_never_taken_for_the_daemon() {
 /// itself until the gate's 10 s deadline. Meanwhile every other ctb
 /// mutation and attach on the server waits too (and fails after 10 s).
 #[test]
-#[ignore = "ctb bug: a daemon can answer its spawner's readiness before its control client's first reply, \
-            then stop while holding the attach gate and wait 10 s for it (its own lock) in detach"]
 fn daemon_start_stops_at_once_with_nothing_to_watch() {
     let s = TmuxServer::new();
     s.tmux_ok(&["new-session", "-d", "-s", "plain"]);

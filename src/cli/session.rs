@@ -62,6 +62,19 @@ pub fn create_reply(
         Some((lock, held))
     };
     let c = tmux::create(server, name, !no_watch, dir.as_ref(), command).map_err(|e| fail(asked(), e))?;
+    if c.gone {
+        let reply = Reply::new("session-create")
+            .session(lossy(&c.name))
+            .field("session_id", c.id.to_string())
+            .field("created", true)
+            .field("watched", false);
+        let e = anyhow::anyhow!(
+            "session {} no longer exists: it was killed right after its creation (by a hook?); nothing was marked, \
+             and no daemon watches it",
+            c.id
+        );
+        return Err(fail(reply, e));
+    }
     let mut reply = Reply::new("session-create")
         .session(lossy(&c.name))
         .pane(c.pane.clone())

@@ -14,7 +14,7 @@ use tmux_control::SessionId;
 
 use super::{HOLD_FD_ENV, READY_DEADLINE, REQUEST_DEADLINE, STATUS_DEADLINE, WATCH_DEADLINE};
 use crate::runtime::{find_owner, open_log, runtime_dir, DaemonLock, ServerFiles, SpawnLock};
-use crate::tmux::Server;
+use crate::tmux::{is_anchor_name, Server};
 use crate::util::lossy;
 
 /// Sends one request to the daemon; `None` if no daemon answers (no
@@ -111,10 +111,10 @@ pub fn daemon_listening(lock: &SpawnLock) -> bool {
     UnixStream::connect(&lock.files.sock).is_ok()
 }
 
-/// The server user option a running daemon records itself in, so that a
-/// ctb with another runtime directory (another `XDG_RUNTIME_DIR`) finds it:
-/// `PID<TAB>LOCK<TAB>SOCK`. tmux keeps it as long as the server lives; a
-/// dead daemon's record is ignored (the lock proves who is alive).
+/// The user option a running daemon records itself in, on its anchor
+/// session (set in the command that creates the anchor, so the record
+/// lives and dies with it): `PID<TAB>LOCK<TAB>SOCK`. A ctb with another
+/// runtime directory (another `XDG_RUNTIME_DIR`) finds the daemon there.
 pub const DAEMON_OPTION: &str = "@ctb-daemon";
 
 /// The value of [`DAEMON_OPTION`] for the daemon `pid` with these files.
@@ -139,9 +139,25 @@ pub fn locate(server: &Server) -> Result<ServerFiles> {
 /// `.lock` in a private directory of ours, beside its socket, and the pid
 /// is proven to hold that lock; anything else is ignored (never signalled).
 pub fn recorded_daemon(server: &Server, own: &ServerFiles) -> Option<(u32, ServerFiles)> {
-    let out = server.run(["-N", "show-options", "-s", "-q", "-v", DAEMON_OPTION]).ok()?;
-    let text = String::from_utf8(out).ok()?;
-    let mut f = text.trim_end_matches('\n').split('\t');
+    let format = format!("#{{session_name}}\t#{{{DAEMON_OPTION}}}");
+    let out = server.run(["-N", "list-sessions", "-F", format.as_str()]).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.lines().filter_map(|l| l.split_once('\t')).filter(|(name, _)| is_anchor_name(name.as_bytes())).find_map(
+        |(_, record)| {
+            let found = check_record(record, own);
+            if found.is_none() && !record.is_empty() {
+                tracing::debug!(record, "ignoring a daemon record that does not prove itself");
+            }
+            found
+        },
+    )
+}
+
+/// One record, proven: the lock file has this server's key (the name of
+/// `own.lock`) in a private directory of ours, beside its socket, and the
+/// pid holds that lock and runs `ctb daemon run` (`find_owner`).
+fn check_record(record: &str, own: &ServerFiles) -> Option<(u32, ServerFiles)> {
+    let mut f = record.split('\t');
     let pid: u32 = f.next()?.parse().ok()?;
     let lock = std::path::PathBuf::from(f.next()?);
     let sock = std::path::PathBuf::from(f.next()?);
@@ -149,7 +165,16 @@ pub fn recorded_daemon(server: &Server, own: &ServerFiles) -> Option<(u32, Serve
         return None;
     }
     let dir = lock.parent()?;
-    if sock.parent()? != dir || lock.extension()? != "lock" || sock.extension()? != "sock" {
+    // The key is the canonical socket's: a record copied from another
+    // server (or naming any other file) is not this server's daemon.
+    // (The readable part of a key is shortened to fit a socket path, so
+    // only the hash part is compared.)
+    let hash = |p: &std::path::Path| p.file_name()?.to_str()?.rsplit_once('-').map(|(_, h)| h.to_owned());
+    if hash(&lock).is_none()
+        || hash(&lock) != hash(&own.lock)
+        || hash(&sock) != hash(&own.sock)
+        || sock.parent()? != dir
+    {
         return None;
     }
     crate::runtime::check_private_dir(dir).ok()?;

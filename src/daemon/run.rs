@@ -44,7 +44,6 @@ pub fn run_daemon(server: Server) -> Result<std::convert::Infallible> {
     // Stop answering before the lock is released: a request that races
     // with shutdown sees the socket gone (or closed) and starts a new daemon.
     let _ = std::fs::remove_file(&files.sock);
-    unrecord(&server, &files);
     lock.release();
     match &result {
         Ok(reason) => tracing::info!(reason = reason.as_str(), "daemon exiting"),
@@ -65,15 +64,6 @@ fn cap_log(log: &std::path::Path) {
             let _ = f.set_len(0);
             tracing::info!("log emptied: it had grown past {LOG_CAP} bytes");
         }
-    }
-}
-
-/// Removes this daemon's record from the server (if it is still ours).
-fn unrecord(server: &Server, files: &ServerFiles) {
-    let mine = super::daemon_record(std::process::id(), files);
-    let Ok(out) = server.run(["-N", "show-options", "-s", "-q", "-v", super::DAEMON_OPTION]) else { return };
-    if out.strip_suffix(b"\n").unwrap_or(&out) == mine.as_bytes() {
-        let _ = server.run(["-N", "set-option", "-s", "-u", super::DAEMON_OPTION]);
     }
 }
 
@@ -127,11 +117,11 @@ async fn daemon_main(server: Server, files: &ServerFiles, started: String, hold:
         tokio::spawn(serve_connection(tokio::net::UnixStream::from_std(std_stream)?, tx.clone(), true));
     }
     let accept = tokio::spawn(accept_loop(listener, tx));
-    // Found by ctbs of other runtime directories (a set-option value is
-    // not format-expanded; no server: nothing to record).
-    let record = super::daemon_record(std::process::id(), files);
-    let _ = server.run_async(["set-option", "-s", super::DAEMON_OPTION, record.as_str()]).await;
+
     let mut source = TmuxControl::new(server.clone());
+    // Found by ctbs of other runtime directories: recorded on our anchor,
+    // so the record lives and dies with it (daemon/client.rs).
+    source.anchor_option(super::DAEMON_OPTION, &super::daemon_record(std::process::id(), files));
     let pid = std::process::id();
     let socket = server.socket_path().display().to_string();
     let status = move |w: &Watcher| {

@@ -36,6 +36,26 @@ pub fn runtime_dir_path() -> PathBuf {
     }
 }
 
+/// Where the spawn lock and the attach gate live: `/tmp/ctb-<uid>`, the
+/// same for every ctb of this user whatever its `XDG_RUNTIME_DIR` (cron,
+/// ssh and agents often run without one): the gate must exclude *every*
+/// ctb attach and mutation on a server, or tmux 3.3a crashes.
+pub fn lock_dir_path() -> PathBuf {
+    PathBuf::from(format!("/tmp/ctb-{}", rustix::process::getuid().as_raw()))
+}
+
+/// Creates (if needed) and checks [`lock_dir_path`].
+pub fn lock_dir() -> Result<PathBuf, RuntimeDirError> {
+    let path = lock_dir_path();
+    match fs::DirBuilder::new().mode(0o700).create(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(RuntimeDirError::Io { path, source }),
+    }
+    check_private_dir(&path)?;
+    Ok(path)
+}
+
 /// Creates (if needed) and checks the runtime directory.
 pub fn runtime_dir() -> Result<PathBuf, RuntimeDirError> {
     let path = runtime_dir_path();
@@ -73,9 +93,9 @@ pub struct ServerFiles {
     pub lock: PathBuf,
     pub sock: PathBuf,
     pub log: PathBuf,
-    /// The spawn lock (see `spawn_lock.rs`).
+    /// The spawn lock (see `spawn_lock.rs`), in [`lock_dir_path`].
     pub spawn: PathBuf,
-    /// The attach gate (see `spawn_lock.rs`).
+    /// The attach gate (see `spawn_lock.rs`), in [`lock_dir_path`].
     pub attach: PathBuf,
 }
 
@@ -92,8 +112,8 @@ impl ServerFiles {
             lock: dir.join(format!("{key}.lock")),
             sock: dir.join(format!("{key}.sock")),
             log: dir.join(format!("{key}.log")),
-            spawn: dir.join(format!("{key}.spawn")),
-            attach: dir.join(format!("{key}.attach")),
+            spawn: lock_dir_path().join(format!("{}.spawn", server_key(socket, 40))),
+            attach: lock_dir_path().join(format!("{}.attach", server_key(socket, 40))),
         }
     }
 }

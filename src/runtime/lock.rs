@@ -118,7 +118,17 @@ pub fn find_owner(path: &Path) -> std::io::Result<Option<Owner>> {
         Err(_) => return Ok(None),
     };
     let md = file.metadata()?;
-    Ok(holds_flock(pid, &md).then_some(Owner { pid, started, pidfd }))
+    Ok((holds_flock(pid, &md) && is_daemon_process(pid)).then_some(Owner { pid, started, pidfd }))
+}
+
+/// Whether `pid` runs `ctb ... daemon run` (its command line, read after
+/// its pidfd was opened, so the pid names the process that holds the lock):
+/// another process holding the lock file is never taken for the daemon,
+/// and so never signalled.
+fn is_daemon_process(pid: u32) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    args.windows(2).any(|w| w == [&b"daemon"[..], &b"run"[..]])
 }
 
 /// Whether `pid` holds an exclusive `flock` on the file `md` describes,

@@ -10,7 +10,9 @@ mod flock;
 mod lock;
 mod spawn_lock;
 
-pub use dir::{check_private_dir, runtime_dir, runtime_dir_path, server_key, RuntimeDirError, ServerFiles};
+pub use dir::{
+    check_private_dir, lock_dir, lock_dir_path, runtime_dir, runtime_dir_path, server_key, RuntimeDirError, ServerFiles,
+};
 pub use flock::LockError;
 pub use lock::{find_owner, DaemonLock, Owner};
 pub use spawn_lock::{open_log, AttachGate, GateError, SpawnLock, LOCK_DEADLINE};

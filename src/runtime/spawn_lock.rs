@@ -2,6 +2,9 @@
 //! 3.3a's crash window (docs/tmux-3.3a-crash.md): a window linked or
 //! unlinked anywhere while a control client attaches crashes the server.
 //!
+//! Both live in `/tmp/ctb-<uid>` (`dir::lock_dir_path`), shared by every
+//! ctb of the user whatever its `XDG_RUNTIME_DIR`.
+//!
 //! - The *attach gate* (`<key>.attach`): every ctb control client attaches
 //!   (daemon, `ctb watch`, re-anchoring) holding it exclusively, until its
 //!   first reply; every ctb command that creates, kills or links sessions
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::dir::{runtime_dir, ServerFiles};
+use super::dir::{lock_dir, runtime_dir, ServerFiles};
 use super::flock::{self, Held, Kind, LockError};
 
 /// How long a ctb command waits for a lock another ctb process holds.
@@ -35,6 +38,7 @@ pub struct SpawnLock {
 impl SpawnLock {
     pub fn take(socket: &Path) -> Result<SpawnLock> {
         let dir = runtime_dir()?;
+        lock_dir()?;
         let files = ServerFiles::new(&dir, socket);
         let held = flock::take(&files.spawn, Kind::Exclusive, LOCK_DEADLINE, "the spawn lock")?;
         Ok(SpawnLock { files, _held: held })
@@ -51,7 +55,7 @@ impl AttachGate {
     /// For a one-shot command that creates, kills or links sessions or
     /// windows: hold it across that one tmux command.
     pub fn mutation(socket: &Path) -> Result<AttachGate> {
-        let dir = runtime_dir()?;
+        let dir = lock_dir()?;
         let files = ServerFiles::new(&dir, socket);
         Ok(AttachGate { _held: flock::take(&files.attach, Kind::Shared, LOCK_DEADLINE, "the attach gate")? })
     }
@@ -67,7 +71,7 @@ impl AttachGate {
     }
 
     async fn take_async(socket: &Path, kind: Kind) -> Result<AttachGate, GateError> {
-        let dir = runtime_dir()?;
+        let dir = lock_dir()?;
         let files = ServerFiles::new(&dir, socket);
         Ok(AttachGate { _held: flock::take_async(&files.attach, kind, LOCK_DEADLINE, "the attach gate").await? })
     }

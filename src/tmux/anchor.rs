@@ -9,7 +9,8 @@
 //! the *client's* death (its pidfd; the client dies with its watcher by its
 //! parent-death signal), then asks the server, through a new tmux client
 //! that connects after the dead client's socket was closed, to kill the
-//! anchor (by its pane id, `$TMUX_PANE`), holding the attach gate shared
+//! anchor's pane (by its id, `$TMUX_PANE`: never a whole session, which
+//! could be a user's if the pane was moved), holding the attach gate shared
 //! like every ctb mutation. While the watcher lives it is the one that
 //! removes its anchor (a normal detach, through its client; or as a stale
 //! anchor): the holder then only waits for its pane to close (SIGHUP) and
@@ -70,15 +71,11 @@ pub fn hold(server: &Server, anchor: &str) -> anyhow::Result<()> {
     if !pane.starts_with('%') {
         return Ok(());
     }
-    // A daemon killed outright leaves its record in the server: remove it
-    // if it is this watcher's (see daemon::client::DAEMON_OPTION).
-    if let Ok(v) = server.run(["-N", "show-options", "-s", "-q", "-v", "@ctb-daemon"]) {
-        if v.starts_with(format!("{watcher}\t").as_bytes()) {
-            let _ = server.run(["-N", "set-option", "-s", "-u", "@ctb-daemon"]);
-        }
-    }
     let _gate = AttachGate::mutation(&server.socket_path());
-    let _ = server.run(["-N", "kill-session", "-t", pane.as_str()]);
+    // Our pane, not "its session": the pane may have been moved into a
+    // user's session (join-pane); killing it ends the anchor session
+    // when it is the anchor's only pane.
+    let _ = server.run(["-N", "kill-pane", "-t", pane.as_str()]);
     Ok(())
 }
 

@@ -65,6 +65,8 @@ pub struct TmuxControl {
     anchors_made: u32,
     /// The anchor's id, once its client printed it.
     anchor_id: Option<SessionId>,
+    /// A user option set on each anchor when it is created.
+    anchor_extra: Option<(String, String)>,
     parser: Parser,
     buf: Vec<u8>,
     record: Option<Recorder>,
@@ -92,10 +94,17 @@ impl TmuxControl {
             attach_guard: None,
             anchors_made: 0,
             anchor_id: None,
+            anchor_extra: None,
             parser: Parser::new(),
             buf: vec![0; 64 * 1024],
             record: None,
         }
+    }
+
+    /// Sets the user option `name` to `value` on every anchor, in the
+    /// command that creates it (the value is not format-expanded).
+    pub fn anchor_option(&mut self, name: &str, value: &str) {
+        self.anchor_extra = Some((name.to_owned(), value.to_owned()));
     }
 
     /// Saves the raw stream to `path`, the commands sent to
@@ -141,7 +150,22 @@ impl ControlSource for TmuxControl {
             // default-shell (`/bin/false -c cat` died at once, and so did
             // every anchor after it).
             .args(anchor_command(&self.server, &name))
+            // A hook may have renamed it (after-new-session): take its
+            // name back, if the current session is still ours (a hook may
+            // also have killed it: then another session is current).
+            .args([
+                ";",
+                "if-shell",
+                "-F",
+                &format!("#{{m:*{name}*,#{{session_name}}}}"),
+                &format!("rename-session -- {name}"),
+            ])
             .args([";", "set-option", "@ctb-anchor", &name])
+            .args(self.anchor_extra.iter().flat_map(|(k, v)| {
+                [";".into(), "set-option".into(), k.into(), super::escape::tmux_arg(std::ffi::OsStr::new(v))]
+                    .into_iter()
+                    .collect::<Vec<std::ffi::OsString>>()
+            }))
             .args([";", "set-option", "destroy-unattached", "off"])
             // Our client must leave when its anchor dies, never be moved to
             // a user's session (whatever the user's global setting).
@@ -259,7 +283,7 @@ impl ControlSource for TmuxControl {
             // Killing the anchor unlinks a window: not while another ctb
             // client attaches. Without the gate (stuck holder), kill anyway:
             // leaving the anchor would keep the server alive.
-            let gate = AttachGate::mutation_async(&self.server.socket_path()).await;
+            let gate = self.mutation_gate().await;
             if let (Some(stdin), Some(name)) = (c.stdin.as_mut(), anchor.as_deref()) {
                 removed = stdin.write_all(format!("kill-session -t '{name}'\n").as_bytes()).await.is_ok();
             }
@@ -270,13 +294,15 @@ impl ControlSource for TmuxControl {
                 let _ = c.child.kill().await;
             }
             drop(gate);
+            // The client is gone: so is any attach it was making.
+            self.attach_guard = None;
             if removed {
                 return self.flush_record().await;
             }
         }
         if let Some(name) = anchor {
             // The client was gone already: the anchor may be left over.
-            let _gate = AttachGate::mutation_async(&self.server.socket_path()).await;
+            let _gate = self.mutation_gate().await;
             let _ = self.server.run_async(["kill-session", "-t", &name]).await;
         }
         self.flush_record().await;
@@ -286,7 +312,7 @@ impl ControlSource for TmuxControl {
         if let Some(r) = &mut self.record {
             let _ = r.commands.write_all(format!("# kill-session -t {id}\n").as_bytes()).await;
         }
-        let _gate = AttachGate::mutation_async(&self.server.socket_path()).await;
+        let _gate = self.mutation_gate().await;
         let _ = self.server.run_async(["kill-session", "-t", &id.to_string()]).await;
     }
 }
@@ -348,6 +374,17 @@ async fn wait_or_signal<T, E: std::fmt::Display>(
 }
 
 impl TmuxControl {
+    /// The gate for one of our own mutations: the exclusive hold of our
+    /// attach if we still have it (it excludes every other ctb attach and
+    /// mutation already; asking for the shared one on top would wait for
+    /// ourselves), else the shared one.
+    async fn mutation_gate(&mut self) -> Option<AttachGate> {
+        if self.attach_guard.is_some() {
+            return None;
+        }
+        AttachGate::mutation_async(&self.server.socket_path()).await.ok()
+    }
+
     async fn flush_record(&mut self) {
         if let Some(r) = &mut self.record {
             let _ = r.raw.flush().await;

@@ -18,6 +18,9 @@ pub struct Created {
     pub id: SessionId,
     pub pane: String,
     pub name: Vec<u8>,
+    /// The session was gone before it could be marked (a hook killed it
+    /// inside the creating command); nothing was marked.
+    pub gone: bool,
 }
 
 /// Creates a detached session, marked watched unless `no_watch`, in one tmux
@@ -52,7 +55,17 @@ pub fn create(
         args.extend(command.iter().map(|c| tmux_arg(c)));
     }
     if watch {
+        // The mark goes to the command's current session: the new one,
+        // unless a hook (after-new-session) killed it meanwhile, and then
+        // to whichever session tmux picks. So: which session and its mark
+        // before, the mark, and the session's name after the hooks (a
+        // hook may rename it). `create` then undoes a mark that went
+        // astray. (display-message's template has no `%`: no strftime.)
+        args.extend(
+            [";", "display-message", "-p", "ctb-mark #{session_id} #{==:#{@ctb-watched},1}"].map(OsString::from),
+        );
         args.extend([";", "set-option", "@ctb-watched", "1"].map(OsString::from));
+        args.extend([";", "display-message", "-p", "ctb-name #{session_id} #{session_name}"].map(OsString::from));
     }
     // A server that is exiting (its last session just closed) can take the
     // connection and then vanish: once more starts a fresh server.
@@ -70,12 +83,34 @@ pub fn create(
         }
         other => other.into(),
     })?;
-    let line = out.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut lines = out.split(|&b| b == b'\n');
+    let line = lines.next().unwrap_or_default();
     let mut parts = line.splitn(3, |&b| b == b' ');
     let id = parts.next().and_then(SessionId::from_bytes).context("tmux did not print the new session's id")?;
     let pane = lossy(parts.next().unwrap_or_default());
-    let name = parts.next().unwrap_or_default().to_vec();
-    Ok(Created { id, pane, name })
+    let mut name = parts.next().unwrap_or_default().to_vec();
+    let mut gone = false;
+    for l in lines {
+        if let Some(rest) = l.strip_prefix(b"ctb-mark ") {
+            let mut f = rest.splitn(2, |&b| b == b' ');
+            let marked = f.next().and_then(SessionId::from_bytes);
+            let was = f.next() == Some(b"1");
+            if marked.is_some_and(|m| m != id) {
+                gone = true;
+                if let (Some(other), false) = (marked, was) {
+                    // Not ours, and not marked before: take the mark back.
+                    tracing::warn!(%id, %other, "the new session was gone before its mark; unmarking the session that got it");
+                    let _ = server.run(["set-option", "-t", &other.to_string(), "-u", "@ctb-watched"]);
+                }
+            }
+        } else if let Some(rest) = l.strip_prefix(b"ctb-name ") {
+            let mut f = rest.splitn(2, |&b| b == b' ');
+            if f.next().and_then(SessionId::from_bytes) == Some(id) {
+                name = f.next().unwrap_or_default().to_vec();
+            }
+        }
+    }
+    Ok(Created { id, pane, name, gone })
 }
 
 /// Resolves a user's session argument: an exact name, else a `$N` id.

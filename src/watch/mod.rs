@@ -83,7 +83,7 @@ pub async fn run(
             tracing::trace!(?action, "action");
             match action {
                 Action::ListOffline => {
-                    let rows = source.list_offline().await?;
+                    let rows = list_with_retries(source).await?;
                     queue.extend(watcher.handle(Input::Listing(rows)));
                 }
                 Action::Attach => match source.attach().await {
@@ -95,7 +95,13 @@ pub async fn run(
                     }
                     // A signal while waiting for the attach gate.
                     Err(crate::tmux::TmuxError::Interrupted) => queue.extend(watcher.handle(Input::Signal)),
-                    Err(e) => return Err(e.into()),
+                    // Anything else (no descriptor left to run tmux, the
+                    // gate held too long): a failed attach, which the
+                    // state machine backs off from and gives up on.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "attaching failed");
+                        queue.extend(watcher.handle(Input::ClientClosed { ran: Duration::ZERO }));
+                    }
                 },
                 Action::Send(line) => {
                     if let Err(e) = source.send(&line).await {
@@ -180,5 +186,26 @@ pub async fn run(
             _ = sighup.recv() => Input::Signal,
         };
         actions = watcher.handle(input);
+    }
+}
+
+/// The out-of-band listing, tried again after a transient failure to run
+/// tmux (no descriptor or process left: EMFILE, EAGAIN): a bounded
+/// backoff after an error (100 ms doubling, 6 tries), not a poll.
+async fn list_with_retries(
+    source: &mut dyn ControlSource,
+) -> Result<Option<Vec<crate::tmux::SessionRow>>, crate::tmux::TmuxError> {
+    let mut wait = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match source.list_offline().await {
+            Err(crate::tmux::TmuxError::Spawn(e)) if attempt < 6 => {
+                tracing::warn!(error = %e, "could not run tmux to list sessions; trying again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }

@@ -347,6 +347,13 @@ impl Watcher {
     /// Sends a list-sessions query, or marks one as needed after the one in
     /// flight (tokens wait for a query sent after they arrived).
     fn query(&mut self, out: &mut Vec<Action>) {
+        // Nothing is asked before our client's own commands are answered:
+        // tmux 3.3a may answer stdin lines first, and a request answered
+        // then would let its caller create windows while we attach (the
+        // 3.3a crash). The first attach reply queries anyway.
+        if !self.attached {
+            return;
+        }
         if self.in_flight.is_empty() {
             self.in_flight.push_back(Query::List { tokens: std::mem::take(&mut self.waiting) });
             out.push(Action::Send(LIST_COMMAND.to_owned()));
