@@ -457,6 +457,15 @@ fn spawn_create(s: &TmuxServer) -> Child {
 fn reach_moment(s: &TmuxServer, r: &Round, w: &mut Started) -> (u32, Option<String>, Option<u32>) {
     let hold = r.kind == Kind::AnchorHold;
     let dw = |s: &TmuxServer| DirWatch::new(&s.ctb_dir());
+    // The attach gate lives in ctb's per-user lock directory, shared by
+    // every test: only this server's gate file counts.
+    let gw = || {
+        let dir = PathBuf::from(format!("/tmp/ctb-{}", rustix::process::getuid().as_raw()));
+        let _ = std::fs::create_dir(&dir);
+        util::set_mode(&dir, 0o700);
+        DirWatch::new(&dir)
+    };
+    let ours = |p: &Path| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&s.label)).then_some(());
     if r.moment == Moment::Attach {
         let server;
         // The watcher starts now; the delay runs from an event of its start.
@@ -475,11 +484,12 @@ fn reach_moment(s: &TmuxServer, r: &Round, w: &mut Started) -> (u32, Option<Stri
             }
             server = server_pid(s);
             let dw = dw(s);
+            let gw = gw();
             w.spawner = Some(spawn_create(s));
             if hold {
                 // The daemon's first attach is done (it released the attach
                 // gate): its anchor and the anchor's process exist.
-                dw.wait("the daemon's attach", inotify::ReadFlags::DELETE, ".attach", |_| Some(()));
+                gw.wait("the daemon's attach", inotify::ReadFlags::DELETE, ".attach", ours);
                 w.pid = daemon_of_lock(s);
             } else {
                 // The daemon runs: it wrote its pid in its lock.
@@ -488,14 +498,14 @@ fn reach_moment(s: &TmuxServer, r: &Round, w: &mut Started) -> (u32, Option<Stri
         } else {
             watched_session(s, "a", r.watcher);
             server = server_pid(s);
-            let dw = dw(s);
+            let gw = gw();
             let watch = spawn_watch(s, r.watcher, &["a"]);
             w.pid = watch.child.id();
             w.watch = Some(watch);
             if hold {
-                dw.wait("the watch's attach", inotify::ReadFlags::DELETE, ".attach", |_| Some(()));
+                gw.wait("the watch's attach", inotify::ReadFlags::DELETE, ".attach", ours);
             } else if r.variant == 1 {
-                dw.wait("the watch's attach gate", inotify::ReadFlags::OPEN, ".attach", |_| Some(()));
+                gw.wait("the watch's attach gate", inotify::ReadFlags::OPEN, ".attach", ours);
             }
         }
         if !hold {

@@ -81,6 +81,9 @@ impl SessionRow {
         let attached = num(it.next()?)? as u32;
         let created = num(it.next()?)?;
         let name = it.next()?.to_vec();
+        // Never watched if named like an anchor (an option set at server or
+        // global level is inherited by every session, anchors included).
+        let watched = watched && !is_anchor_name(&name);
         let anchor = anchor && is_anchor_name(&name);
         Some(SessionRow { id, watched, anchor, windows, attached, created, name })
     }
@@ -96,7 +99,7 @@ impl SessionRow {
         let name = it.next()?.to_vec();
         Some(SessionRow {
             id,
-            watched,
+            watched: watched && !is_anchor_name(&name),
             anchor: anchor && is_anchor_name(&name),
             windows: 0,
             attached,
