@@ -156,6 +156,8 @@ pub async fn run(
             },
             () = async {
                 match attach_at {
+                    // The backoff after a failed attach (a deadline the
+                    // state machine set after an error, not a poll).
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
