@@ -46,19 +46,16 @@ pub fn lock_dir_path() -> PathBuf {
 
 /// Creates (if needed) and checks [`lock_dir_path`].
 pub fn lock_dir() -> Result<PathBuf, RuntimeDirError> {
-    let path = lock_dir_path();
-    match fs::DirBuilder::new().mode(0o700).create(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(source) => return Err(RuntimeDirError::Io { path, source }),
-    }
-    check_private_dir(&path)?;
-    Ok(path)
+    ensure_private_dir(lock_dir_path())
 }
 
 /// Creates (if needed) and checks the runtime directory.
 pub fn runtime_dir() -> Result<PathBuf, RuntimeDirError> {
-    let path = runtime_dir_path();
+    ensure_private_dir(runtime_dir_path())
+}
+
+/// Creates `path` (mode 0700) if needed, then checks it is private.
+fn ensure_private_dir(path: PathBuf) -> Result<PathBuf, RuntimeDirError> {
     match fs::DirBuilder::new().mode(0o700).create(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

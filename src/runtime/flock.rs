@@ -58,7 +58,8 @@ impl Drop for Held {
     }
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
+/// Opens (creating, 0600) a lock file, never through a symlink.
+pub(super) fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)

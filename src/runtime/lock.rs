@@ -6,12 +6,14 @@
 //! start time, which are only trusted after proving (via `/proc/locks`)
 //! that this very pid holds the exclusive flock on this very file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
+
+use super::flock::{open, same_file};
 
 /// A held daemon lock; the file is removed when the daemon exits cleanly.
 #[derive(Debug)]
@@ -20,30 +22,12 @@ pub struct DaemonLock {
     path: PathBuf,
 }
 
-fn open_lock(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-}
-
-fn same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
 impl DaemonLock {
     /// Takes the lock, waiting while another daemon holds it (a daemon that
     /// is shutting down releases it within milliseconds).
     pub fn acquire(path: &Path) -> std::io::Result<DaemonLock> {
         loop {
-            let file = open_lock(path)?;
+            let file = open(path)?;
             flock(&file, FlockOperation::LockExclusive)?;
             // The previous holder may have unlinked the file before
             // releasing it: then our lock is on a dead inode. Start over.
@@ -55,7 +39,7 @@ impl DaemonLock {
 
     /// Takes the lock only if it is free.
     pub fn try_acquire(path: &Path) -> std::io::Result<Option<DaemonLock>> {
-        let file = match open_lock(path) {
+        let file = match open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
