@@ -18,9 +18,9 @@ fn daemon_pid(v: &Value) -> u32 {
     v["daemon_pid"].as_u64().unwrap_or_else(|| panic!("no daemon_pid in {v}")) as u32
 }
 
-/// `ctb -S PATH ARGS` with the server's runtime dir (no `-L`).
-fn ctb_s(s: &TmuxServer, path: &std::path::Path, runtime: &std::path::Path, args: &[&str]) -> Value {
-    let out = util::ctb_bare()
+/// Runs `ctb -S PATH ARGS` with `runtime` as XDG_RUNTIME_DIR (no `-L`).
+fn run_s(path: &std::path::Path, runtime: &std::path::Path, args: &[&str]) -> std::process::Output {
+    util::ctb_bare()
         .arg("-S")
         .arg(path)
         .args(["-f", "/dev/null"])
@@ -29,7 +29,12 @@ fn ctb_s(s: &TmuxServer, path: &std::path::Path, runtime: &std::path::Path, args
         .env_remove("TMUX")
         .stdin(Stdio::null())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `ctb -S PATH ARGS`, expected to succeed: its reply.
+fn ctb_s(s: &TmuxServer, path: &std::path::Path, runtime: &std::path::Path, args: &[&str]) -> Value {
+    let out = run_s(path, runtime, args);
     let v = parse_line(&out);
     assert!(out.status.success() && v["status"] == "success", "{args:?} via {}: {v}", path.display());
     let _ = s;
@@ -149,40 +154,16 @@ fn bad_directories_and_sockets_are_refused_before_anything_happens() {
     assert!(!s.server_running(), "a session was created");
     // -S naming a regular file: refused, the file intact.
     for args in [&["session-create", "y"][..], &["session-list"], &["daemon", "status"]] {
-        let out = util::ctb_bare()
-            .arg("-S")
-            .arg(&file)
-            .args(args)
-            .env("XDG_RUNTIME_DIR", &s.runtime)
-            .env_remove("TMUX")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = run_s(&file, &s.runtime, args);
         let v = parse_line(&out);
         let _ = (v, out.status);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious", "{args:?}");
     }
-    let out = util::ctb_bare()
-        .arg("-S")
-        .arg(&file)
-        .args(["session-create", "y"])
-        .env("XDG_RUNTIME_DIR", &s.runtime)
-        .env_remove("TMUX")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_s(&file, &s.runtime, &["session-create", "y"]);
     let v = parse_line(&out);
     assert!(!out.status.success() && v["error"].as_str().unwrap().contains("not a socket"), "{v}");
     // -S naming a directory says so.
-    let out = util::ctb_bare()
-        .arg("-S")
-        .arg(&s.runtime)
-        .args(["session-list"])
-        .env("XDG_RUNTIME_DIR", &s.runtime)
-        .env_remove("TMUX")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_s(&s.runtime, &s.runtime, &["session-list"]);
     let v = parse_line(&out);
     assert!(!out.status.success() && v["error"].as_str().unwrap().contains("is a directory"), "{v}");
 }

@@ -181,20 +181,7 @@ pub struct Watch {
 impl Watch {
     /// Waits (with a deadline) for an event line matching `pred`.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
-                    self.seen.push(v.clone());
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("timed out waiting for {what}; saw {:?}", self.seen),
-            }
-        }
+        self.wait_for_within(what, Duration::from_secs(10), pred)
     }
 
     pub fn wait_event(&mut self, event: &str) -> Value {
