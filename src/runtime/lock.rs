@@ -3,7 +3,7 @@
 //! An exclusive `flock` on `<key>.lock`, held for the daemon's whole life;
 //! the kernel drops it when the process dies, even by SIGKILL, so a stale
 //! file never blocks the next daemon. The file holds the daemon's pid and
-//! start time, which are only trusted after proving (via `/proc/locks`)
+//! start time, which are only trusted after proving (via `/proc/PID/fdinfo`)
 //! that this very pid holds the exclusive flock on this very file.
 
 use std::fs::File;
@@ -115,11 +115,52 @@ fn is_daemon_process(pid: u32) -> bool {
     args.windows(2).any(|w| w == [&b"daemon"[..], &b"run"[..]])
 }
 
-/// Whether `pid` holds an exclusive `flock` on the file `md` describes,
-/// as `/proc/locks` says (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...`).
-/// The pid there is the process that took the lock: another process that
-/// merely has the file open (or a recycled pid) does not pass.
+/// Whether `pid` holds an exclusive `flock` on the file `md` describes.
+///
+/// Read from the process's own fd table: for each of its descriptors on
+/// that file, `/proc/PID/fdinfo/FD` lists the locks held through it
+/// (`lock:\t1: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF`, Linux
+/// 4.13+). The pid there is the process that took the lock: another process
+/// that merely has the file open (or a recycled pid) does not pass.
+/// System-wide `/proc/locks` is only the fallback for older kernels: it is
+/// read in page-sized chunks, each a new walk of a list that other
+/// processes' locks change meanwhile, so under lock churn an entry can be
+/// skipped (seen in CI: ten demos at once, one `daemon wait` took a running
+/// daemon for gone).
 fn holds_flock(pid: u32, md: &std::fs::Metadata) -> bool {
+    match holds_flock_fdinfo(pid, md) {
+        Some(found) => found,
+        None => holds_flock_proc_locks(pid, md),
+    }
+}
+
+/// `Some(answer)` from `/proc/PID/fdinfo`, `None` if this kernel does not
+/// list locks there (no `lock:` line on the file's descriptors).
+fn holds_flock_fdinfo(pid: u32, md: &std::fs::Metadata) -> Option<bool> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Some(false) };
+    let mut saw_lock_line = false;
+    for entry in dir.flatten() {
+        let Ok(target) = std::fs::metadata(entry.path()) else { continue };
+        if target.dev() != md.dev() || target.ino() != md.ino() {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy()))
+        else {
+            continue;
+        };
+        for line in info.lines().filter_map(|l| l.strip_prefix("lock:")) {
+            saw_lock_line = true;
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 5 && f[1] == "FLOCK" && f[3] == "WRITE" && f[4] == pid.to_string() {
+                return Some(true);
+            }
+        }
+    }
+    saw_lock_line.then_some(false)
+}
+
+/// The same from `/proc/locks` (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...`).
+fn holds_flock_proc_locks(pid: u32, md: &std::fs::Metadata) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/locks") else { return false };
     let dev = md.dev();
     // Linux's dev_t: major in bits 8-19 and 32-43, minor in 0-7 and 20-31.
@@ -131,4 +172,65 @@ fn holds_flock(pid: u32, md: &std::fs::Metadata) -> bool {
         // Blocked waiters are listed as "N: -> FLOCK ...": skip them.
         f.len() >= 6 && f[1] == "FLOCK" && f[3] == "WRITE" && f[4] == pid.to_string() && f[5] == want
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The proof must hold while other processes' locks come and go: 400
+    /// other held locks (so the system-wide listing spans several pages)
+    /// and threads taking and dropping locks all the time.
+    fn proof_under_churn(check: fn(u32, &std::fs::Metadata) -> bool) -> usize {
+        let dir = std::env::temp_dir().join(format!("ctb-lock-churn-{}-{:?}", std::process::id(), check as usize));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ours = File::create(dir.join("ours")).unwrap();
+        flock(&ours, FlockOperation::LockExclusive).unwrap();
+        let md = ours.metadata().unwrap();
+        let held: Vec<File> = (0..400)
+            .map(|i| {
+                let f = File::create(dir.join(format!("held{i}"))).unwrap();
+                flock(&f, FlockOperation::LockExclusive).unwrap();
+                f
+            })
+            .collect();
+        let stop = AtomicBool::new(false);
+        let misses = std::thread::scope(|s| {
+            for t in 0..2 {
+                let (dir, stop) = (&dir, &stop);
+                s.spawn(move || {
+                    let files: Vec<File> =
+                        (0..50).map(|i| File::create(dir.join(format!("churn{t}-{i}"))).unwrap()).collect();
+                    while !stop.load(Ordering::Relaxed) {
+                        for f in &files {
+                            flock(f, FlockOperation::LockExclusive).unwrap();
+                        }
+                        for f in &files {
+                            flock(f, FlockOperation::Unlock).unwrap();
+                        }
+                    }
+                });
+            }
+            let misses = (0..2000).filter(|_| !check(std::process::id(), &md)).count();
+            stop.store(true, Ordering::Relaxed);
+            misses
+        });
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
+        misses
+    }
+
+    #[test]
+    fn the_owner_proof_never_misses_under_lock_churn() {
+        assert_eq!(proof_under_churn(holds_flock), 0);
+    }
+
+    /// The reason for the fdinfo proof (ignored: it demonstrates a kernel
+    /// behaviour, it does not test ctb). Run with --ignored to see misses.
+    #[test]
+    #[ignore]
+    fn proc_locks_misses_entries_under_lock_churn() {
+        assert!(proof_under_churn(holds_flock_proc_locks) > 0);
+    }
 }
