@@ -9,7 +9,12 @@
 //! killing panes) and `util/`; called by `cli/` (and later `mcp/`). Never
 //! called by `tmux/`, `watch/` or `daemon/`.
 
+pub mod frame;
 pub mod keys;
 pub mod pane;
+pub mod relay;
+pub mod tap;
+pub mod text;
+pub mod wait;
 
 pub use keys::valid_key;

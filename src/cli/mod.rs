@@ -17,6 +17,7 @@ mod pane;
 mod replay;
 mod reply;
 mod session;
+mod wait;
 mod watch;
 
 use self::reply::{fail, Outcome, Reply};
@@ -143,6 +144,8 @@ pub enum Cmd {
         /// Do not press Enter after the last line.
         #[arg(long)]
         no_enter: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Send tmux key names (C-c, Enter, Escape, Up, F1, ...) to pane P;
     /// an unknown name is an error and nothing is sent.
@@ -208,6 +211,104 @@ pub enum Cmd {
     PaneMetadataList { session: OsString, pane: OsString },
     /// What pane-list answers: ctb's state lives in tmux, not in a file.
     StateSync { session: OsString },
+    /// Wait until a line of pane P's output matches REGEX (the screen and
+    /// the last LINES lines of history first, then new output, no gap).
+    ///
+    /// Exit status 0 matched (or quiet), 1 error or stopped, 124 timeout.
+    WaitFor {
+        session: OsString,
+        pane: OsString,
+        #[arg(allow_hyphen_values = true)]
+        pattern: OsString,
+        /// Only output printed after the wait started.
+        #[arg(long, conflicts_with = "lines")]
+        new: bool,
+        /// Lines of history searched first (with the screen).
+        #[arg(long, default_value_t = 50)]
+        lines: u32,
+        /// Give up after SECS seconds (exit 124); `inf`: never.
+        #[arg(long, default_value = "30", value_parser = parse_timeout)]
+        timeout: Timeout,
+        /// A failure pattern: if it matches first (or in the same output), outcome `stopped`.
+        #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
+        stop: Option<OsString>,
+        /// Return once the pane has printed nothing for MS milliseconds (outcome `quiet`).
+        #[arg(long, value_name = "MS")]
+        quiet: Option<u64>,
+    },
+    /// The bridge's spelling of `wait-for S P PATTERN --timeout TIMEOUT --lines LINES`.
+    PaneWatchTimeout {
+        session: OsString,
+        pane: OsString,
+        #[arg(allow_hyphen_values = true)]
+        pattern: OsString,
+        #[arg(value_parser = parse_timeout)]
+        timeout: Timeout,
+        #[arg(default_value_t = 50)]
+        lines: u32,
+    },
+    /// Run COMMAND in pane P's shell and wait until it finishes: its
+    /// output (from the stream, not the screen) and exact exit status.
+    ///
+    /// On timeout (exit 124) the command keeps running, unless --interrupt.
+    Run {
+        session: OsString,
+        pane: OsString,
+        /// Give up after SECS seconds (exit 124); `inf`: never.
+        #[arg(long, default_value = "30", value_parser = parse_timeout)]
+        timeout: Timeout,
+        /// Send C-c to the pane at the timeout.
+        #[arg(long)]
+        interrupt: bool,
+        /// The shell command line (after `--`; several words are joined by spaces).
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+    /// The bridge's `pane-exec-timeout S P TIMEOUT CMD`: `run` in its order.
+    PaneExecTimeout {
+        session: OsString,
+        pane: OsString,
+        #[arg(value_parser = parse_timeout)]
+        timeout: Timeout,
+        #[arg(allow_hyphen_values = true, required = true, num_args = 1..)]
+        command: Vec<OsString>,
+    },
+    /// Wait until pane P's foreground command has finished (a shell pane)
+    /// or its process has exited (exit status or signal when tmux keeps it).
+    PaneWait {
+        session: OsString,
+        pane: OsString,
+        /// Give up after SECS seconds (exit 124); `inf`: never.
+        #[arg(long, default_value = "30", value_parser = parse_timeout)]
+        timeout: Timeout,
+    },
+    /// Follow pane P's output (text lines; --raw: the exact bytes) until the
+    /// pane closes or you interrupt.
+    PaneStream {
+        session: OsString,
+        pane: OsString,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// The last LINES lines of pane P, then its new output, no gap.
+    PaneTail {
+        session: OsString,
+        pane: OsString,
+        #[arg(default_value_t = 20)]
+        lines: u32,
+    },
+    /// Carry a pane's output to ctb's waiters (run by tmux's pipe-pane).
+    #[command(hide = true)]
+    PaneRelay {
+        #[arg(long)]
+        tmux: OsString,
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        pane: u32,
+        #[arg(long)]
+        hello: String,
+    },
     /// The lifecycle daemon of this tmux server.
     Daemon {
         #[command(subcommand)]
@@ -252,6 +353,23 @@ impl Cli {
             config: self.config.as_deref().map(crate::tmux::absolute),
         }
     }
+}
+
+/// `pane-exec`'s wait options.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Listen first, type, then wait until a line of new output matches REGEX.
+    #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
+    wait_for: Option<OsString>,
+    /// With --wait-for: a failure pattern (outcome `stopped`).
+    #[arg(long, value_name = "REGEX", allow_hyphen_values = true, requires = "wait_for")]
+    stop: Option<OsString>,
+    /// With --wait-for: return once the pane has been quiet MS milliseconds.
+    #[arg(long, value_name = "MS", requires = "wait_for")]
+    quiet: Option<u64>,
+    /// With --wait-for: give up after SECS seconds (exit 124).
+    #[arg(long, default_value = "30", value_parser = parse_timeout, requires = "wait_for")]
+    timeout: Timeout,
 }
 
 /// A `--timeout`: a deadline, or none (`inf`).
@@ -307,6 +425,25 @@ fn emit(r: Outcome) -> ExitCode {
     code
 }
 
+/// Prints a waiting command's JSON line (on stderr when stdout carries
+/// a raw stream) and ends with its exit status.
+fn emit_ended((r, code): wait::Ended, to_stderr: bool) -> ExitCode {
+    let line = match r {
+        Ok(reply) => reply.success(),
+        Err(f) => f.reply.error(&f.error),
+    };
+    let written = if to_stderr {
+        writeln!(std::io::stderr(), "{line}")
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush())
+    };
+    if written.is_err() && code == 0 {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::from(code)
+}
+
 fn one_shot(command: &'static str, f: impl FnOnce(Reply) -> Result<Reply>) -> ExitCode {
     emit(f(Reply::new(command)).map_err(|e| fail(Reply::new(command), e)))
 }
@@ -340,6 +477,13 @@ fn command_name(args: &[OsString]) -> String {
         "pane-metadata-get",
         "pane-metadata-list",
         "state-sync",
+        "wait-for",
+        "pane-watch-timeout",
+        "run",
+        "pane-exec-timeout",
+        "pane-wait",
+        "pane-stream",
+        "pane-tail",
     ];
     let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
     match it.find(|a| names.contains(a)) {
@@ -403,7 +547,46 @@ pub fn main() -> ExitCode {
         Cmd::PaneList { session } => emit(pane::list(&server, &session, list_name(&args))),
         Cmd::PaneFind { session, pane_label } => emit(pane::find(&server, &session, &pane_label)),
         Cmd::PaneCount { session } => emit(pane::count(&server, &session)),
-        Cmd::PaneExec { session, pane: p, text, no_enter } => emit(pane::exec(&server, &session, &p, &text, !no_enter)),
+        Cmd::PaneExec { session, pane: p, text, no_enter, wait: w } => match w.wait_for {
+            None => emit(pane::exec(&server, &session, &p, &text, !no_enter)),
+            Some(pattern) => {
+                let opts =
+                    wait::WaitOpts { pattern: Some(pattern), stop: w.stop, quiet_ms: w.quiet, timeout: w.timeout.0 };
+                emit_ended(wait::exec_wait(&server, &session, &p, &text, !no_enter, &opts), false)
+            }
+        },
+        Cmd::WaitFor { session, pane: p, pattern, new, lines, timeout, stop, quiet } => {
+            let opts = wait::WaitOpts { pattern: Some(pattern), stop, quiet_ms: quiet, timeout: timeout.0 };
+            emit_ended(wait::wait_for("wait-for", &server, &session, &p, &opts, (!new).then_some(lines)), false)
+        }
+        Cmd::PaneWatchTimeout { session, pane: p, pattern, timeout, lines } => {
+            let opts = wait::WaitOpts { pattern: Some(pattern), timeout: timeout.0, ..Default::default() };
+            emit_ended(wait::wait_for("pane-watch-timeout", &server, &session, &p, &opts, Some(lines)), false)
+        }
+        Cmd::Run { session, pane: p, timeout, interrupt, command } => {
+            emit_ended(wait::run("run", &server, &session, &p, &command, timeout.0, interrupt), false)
+        }
+        Cmd::PaneExecTimeout { session, pane: p, timeout, command } => {
+            emit_ended(wait::run("pane-exec-timeout", &server, &session, &p, &command, timeout.0, false), false)
+        }
+        Cmd::PaneWait { session, pane: p, timeout } => {
+            emit_ended(wait::pane_wait(&server, &session, &p, timeout.0), false)
+        }
+        Cmd::PaneStream { session, pane: p, raw } => {
+            emit_ended(wait::stream("pane-stream", &server, &session, &p, raw, None), raw)
+        }
+        Cmd::PaneTail { session, pane: p, lines } => {
+            emit_ended(wait::stream("pane-tail", &server, &session, &p, false, Some(lines)), false)
+        }
+        Cmd::PaneRelay { tmux, socket, pane: n, hello } => {
+            match crate::agent::relay::run(crate::agent::relay::RelayArgs { tmux, socket, pane: n, hello }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    stderr_line(format_args!("ctb pane-relay: {e:#}"));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::PaneKeys { session, pane: p, keys } => emit(pane::keys(&server, &session, &p, &keys)),
         Cmd::PaneCapture { session, pane: p, lines, escapes, join } => {
             emit(pane::capture(&server, &session, &p, lines, escapes, join))

@@ -14,7 +14,7 @@ use crate::tmux::{self, PaneRow, PaneTarget, Server, SessionPanes};
 use crate::util::lossy;
 
 /// What a pane command was asked, for its reply (success or error).
-fn asked(command: &'static str, session: &OsStr, pane: Option<&OsStr>) -> Reply {
+pub(super) fn asked(command: &'static str, session: &OsStr, pane: Option<&OsStr>) -> Reply {
     let r = Reply::new(command).session(session.to_string_lossy());
     match pane {
         Some(p) => r.pane(p.to_string_lossy()),
@@ -23,7 +23,7 @@ fn asked(command: &'static str, session: &OsStr, pane: Option<&OsStr>) -> Reply 
 }
 
 /// A reply for a resolved pane: the session's stored name and the pane id.
-fn resolved(command: &'static str, t: &PaneTarget) -> Reply {
+pub(super) fn resolved(command: &'static str, t: &PaneTarget) -> Reply {
     Reply::new(command)
         .session(lossy(&t.session_name))
         .pane(t.pane.id.clone())

@@ -97,3 +97,19 @@ pub fn open_log(path: &Path) -> Result<std::fs::File> {
         .open(path)
         .with_context(|| format!("opening {}", path.display()))
 }
+
+/// Serializes starting, joining and stopping the output relay of one pane
+/// (`agent/relay.rs`): a subscriber joining never races the relay's exit.
+#[derive(Debug)]
+pub struct PaneLock {
+    _held: Held,
+}
+
+impl PaneLock {
+    /// The lock of pane `%pane` on the server at `socket`.
+    pub async fn take(socket: &Path, pane: u32) -> Result<PaneLock, GateError> {
+        let dir = lock_dir()?;
+        let path = dir.join(format!("{}.pane{pane}.relay", super::dir::server_key(socket, 40)));
+        Ok(PaneLock { _held: flock::take_async(&path, Kind::Exclusive, LOCK_DEADLINE, "the pane's relay lock").await? })
+    }
+}

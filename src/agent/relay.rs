@@ -1,0 +1,258 @@
+//! The pane relay: the one process that carries a pane's output to every
+//! ctb waiter and stream on that pane (`ctb pane-relay`, started by tmux
+//! itself through `pipe-pane`, never by hand).
+//!
+//! Why `pipe-pane` and not a control client: a control client only
+//! receives `%output` for the panes of the session it is attached to, and
+//! attaching one to a user's session is what crashes tmux 3.3a-3.6b
+//! (docs/tmux-3.3a-crash.md) and changes the session (its sizes, its
+//! `detach-on-destroy`, its attached count). `pipe-pane` hands ctb the
+//! exact bytes the pane's program wrote, adds no client, and tmux keeps a
+//! single pipe per pane: hence one relay per pane, shared by its
+//! subscribers.
+//!
+//! Lifecycle, with no timer anywhere:
+//! - A subscriber (`tap.rs`) takes the pane's lock, and either joins the
+//!   live relay (its abstract socket) or starts one with `pipe-pane -o`;
+//!   the new relay binds its socket, then connects back to the first
+//!   subscriber's hello socket. Every subscriber gets a HELLO frame once it
+//!   is subscribed: from then on it gets every byte.
+//! - Bytes from tmux (stdin) go to every subscriber at once; a subscriber
+//!   that reads too slowly loses the oldest chunks past [`BACKLOG`] and is
+//!   told how many bytes (DROPPED), never silently. tmux is never made to
+//!   wait: the relay always reads.
+//! - When its last subscriber leaves (a waiter done, or killed), the relay
+//!   takes the pane's lock (so nobody joins meanwhile), frees its socket,
+//!   closes the pipe in tmux (`pipe-pane -t %N` with no command: only if
+//!   the pipe is still this relay's, i.e. its stdin is still open) and
+//!   exits. So nothing of ctb stays on a pane nobody waits on.
+//! - When tmux closes the pipe (the pane or its server is gone, or a user
+//!   replaced the pipe), every subscriber gets END and the relay exits.
+//!
+//! The sockets are Linux abstract sockets (no file to leave behind); every
+//! connection's peer must be this user (`SO_PEERCRED`), both ways.
+
+use std::ffi::OsString;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+
+use super::frame;
+use crate::runtime::PaneLock;
+
+/// How many chunks (each at most [`CHUNK`] bytes, so at most 64 MiB) a
+/// subscriber may fall behind before it loses the oldest.
+pub const BACKLOG: usize = 1024;
+/// The largest read from tmux.
+const CHUNK: usize = 64 * 1024;
+
+/// Where pane `%pane`'s relay listens (abstract socket name).
+pub fn relay_name(socket: &std::path::Path, pane: u32) -> Vec<u8> {
+    let uid = rustix::process::getuid().as_raw();
+    format!("ctb-relay/{uid}/{}/{pane}", crate::runtime::server_key(socket, 40)).into_bytes()
+}
+
+/// `ctb pane-relay` arguments.
+#[derive(Debug, Clone)]
+pub struct RelayArgs {
+    /// The tmux binary and the server's canonical socket path.
+    pub tmux: OsString,
+    pub socket: PathBuf,
+    /// The pane number (`%N` without `%`).
+    pub pane: u32,
+    /// The first subscriber's hello socket (abstract name).
+    pub hello: String,
+}
+
+/// What the relay carries to its subscribers.
+#[derive(Debug, Clone)]
+enum Msg {
+    /// Bytes at this offset of the pane's output since the relay started.
+    Data(u64, Arc<[u8]>),
+    End,
+}
+
+/// Runs the relay until its last subscriber leaves or tmux closes the pipe.
+pub fn run(args: RelayArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(relay(args))
+}
+
+/// Whether a connected peer runs as this user.
+pub fn same_user(s: &UnixStream) -> bool {
+    s.peer_cred().is_ok_and(|c| c.uid() == rustix::process::getuid().as_raw())
+}
+
+/// Connects to an abstract socket.
+pub fn connect_abstract(name: &[u8]) -> std::io::Result<UnixStream> {
+    let addr = SocketAddr::from_abstract_name(name)?;
+    let s = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    s.set_nonblocking(true)?;
+    UnixStream::from_std(s)
+}
+
+/// Listens on an abstract socket.
+pub fn listen_abstract(name: &[u8]) -> std::io::Result<UnixListener> {
+    let addr = SocketAddr::from_abstract_name(name)?;
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    l.set_nonblocking(true)?;
+    UnixListener::from_std(l)
+}
+
+/// The pipe from tmux: our stdin, the socketpair end `pipe-pane` gave us.
+fn tmux_pipe() -> Result<UnixStream> {
+    use std::os::fd::{AsFd, FromRawFd};
+    let st = rustix::fs::fstat(std::io::stdin().as_fd()).context("stdin")?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
+        bail!("ctb pane-relay runs under tmux pipe-pane (its stdin must be tmux's pipe)");
+    }
+    // SAFETY: fd 0 is open (fstat succeeded) and is a socket; the relay
+    // owns its stdin and nothing else in this process uses it.
+    let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(0) };
+    s.set_nonblocking(true)?;
+    Ok(UnixStream::from_std(s)?)
+}
+
+async fn relay(a: RelayArgs) -> Result<()> {
+    let mut input = tmux_pipe()?;
+    let listener = listen_abstract(&relay_name(&a.socket, a.pane)).context("binding the relay socket")?;
+    let (tx, _) = broadcast::channel::<Msg>(BACKLOG);
+    let mut subs = JoinSet::new();
+    // The first subscriber is subscribed before the first byte is read.
+    if let Ok(s) = connect_abstract(a.hello.as_bytes()) {
+        if same_user(&s) {
+            subs.spawn(subscriber(s, tx.subscribe()));
+        }
+    }
+    let mut buf = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    let mut listener = Some(listener);
+    loop {
+        if subs.is_empty() {
+            match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs).await {
+                Some(()) => continue,
+                None => return Ok(()),
+            }
+        }
+        let Some(l) = listener.as_ref() else { return Ok(()) };
+        tokio::select! {
+            r = input.read(&mut buf) => match r {
+                Ok(0) | Err(_) => {
+                    // tmux closed the pipe: tell everyone, let them flush.
+                    let _ = tx.send(Msg::End);
+                    drop(listener.take());
+                    while subs.join_next().await.is_some() {}
+                    return Ok(());
+                }
+                Ok(n) => {
+                    let _ = tx.send(Msg::Data(offset, Arc::from(&buf[..n])));
+                    offset += n as u64;
+                }
+            },
+            acc = l.accept() => {
+                if let Ok((s, _)) = acc {
+                    if same_user(&s) {
+                        subs.spawn(subscriber(s, tx.subscribe()));
+                    }
+                }
+            }
+            Some(_) = subs.join_next() => {}
+        }
+    }
+}
+
+/// The last subscriber left. Under the pane's lock: anyone who connected
+/// meanwhile is taken in (`Some`); else the socket is freed, the pipe is
+/// closed in tmux if it is still ours, and the relay ends (`None`).
+async fn last_one_left(
+    a: &RelayArgs,
+    listener: &mut Option<UnixListener>,
+    input: &mut UnixStream,
+    tx: &broadcast::Sender<Msg>,
+    subs: &mut JoinSet<()>,
+) -> Option<()> {
+    let lock = PaneLock::take(&a.socket, a.pane).await.ok();
+    let l = listener.as_ref()?;
+    loop {
+        // Connections already queued (biased: checked before giving up).
+        tokio::select! {
+            biased;
+            acc = l.accept() => {
+                if let Ok((s, _)) = acc {
+                    if same_user(&s) {
+                        subs.spawn(subscriber(s, tx.subscribe()));
+                    }
+                }
+            }
+            () = std::future::ready(()) => break,
+        }
+    }
+    if !subs.is_empty() {
+        return Some(());
+    }
+    drop(listener.take());
+    let mut probe = [0u8; 1];
+    // Still open (no EOF) means tmux still pipes this pane to us.
+    let still_ours = match input.try_read(&mut probe) {
+        Ok(n) => n > 0,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    };
+    if still_ours {
+        let pane = format!("%{}", a.pane);
+        let _ = tokio::process::Command::new(&a.tmux)
+            .arg("-S")
+            .arg(&a.socket)
+            .args(["pipe-pane", "-t", &pane])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+    }
+    drop(lock);
+    None
+}
+
+/// Carries the relay's messages to one subscriber until it leaves.
+async fn subscriber(s: UnixStream, mut rx: broadcast::Receiver<Msg>) {
+    let (mut rd, mut wr) = s.into_split();
+    if wr.write_all(&frame::encode(frame::HELLO, &std::process::id().to_le_bytes())).await.is_err() {
+        return;
+    }
+    let mut next: Option<u64> = None;
+    let mut scratch = [0u8; 64];
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Ok(Msg::Data(off, bytes)) => {
+                    if let Some(want) = next.filter(|&w| off > w) {
+                        if wr.write_all(&frame::encode(frame::DROPPED, &(off - want).to_le_bytes())).await.is_err() {
+                            return;
+                        }
+                    }
+                    next = Some(off + bytes.len() as u64);
+                    if wr.write_all(&frame::header(frame::DATA, bytes.len())).await.is_err()
+                        || wr.write_all(&bytes).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(Msg::End) | Err(broadcast::error::RecvError::Closed) => {
+                    let _ = wr.write_all(&frame::encode(frame::END, &[])).await;
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+            },
+            // A subscriber only ever closes (anything else ends it too).
+            _ = rd.read(&mut scratch) => return,
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Waits answered from the pane's output stream (a [`Tap`]), the moment
+//! bytes arrive: `wait-for` (a pattern, a stop pattern, quiet), `run` (a
+//! command's output and exact exit status), `pane-wait` (the foreground
+//! command or the pane's process ended).
+//!
+//! Nothing here polls: a wait is blocked on the tap, on the user's own
+//! deadline (`--timeout`, `--quiet`), or on the pane process's pidfd. One
+//! exception, said where it is: after a pane's process died, tmux needs a
+//! moment to reap it and publish its exit status, and tells a non-control
+//! client nothing when it has; `pane_fate` asks a few times, within 130 ms.
+
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use super::tap::{Event, Tap};
+use super::text::{Lines, MarkerKind, Piece};
+use crate::tmux::{Server, TmuxError};
+use tmux_control::SessionId;
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Matched,
+    Stopped,
+    Quiet,
+    Exited,
+    Timeout,
+    PaneGone,
+    SessionGone,
+    ServerGone,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Matched => "matched",
+            Outcome::Stopped => "stopped",
+            Outcome::Quiet => "quiet",
+            Outcome::Exited => "exited",
+            Outcome::Timeout => "timeout",
+            Outcome::PaneGone => "pane_gone",
+            Outcome::SessionGone => "session_gone",
+            Outcome::ServerGone => "server_gone",
+        }
+    }
+}
+
+/// What became of a pane whose output ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Alive,
+    /// Dead, kept by `remain-on-exit`: its exit status or signal.
+    Exited {
+        status: Option<i32>,
+        signal: Option<i32>,
+    },
+    PaneGone,
+    SessionGone,
+    ServerGone,
+}
+
+impl Fate {
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Fate::Alive | Fate::Exited { .. } => Outcome::Exited,
+            Fate::PaneGone => Outcome::PaneGone,
+            Fate::SessionGone => Outcome::SessionGone,
+            Fate::ServerGone => Outcome::ServerGone,
+        }
+    }
+}
+
+/// Asks tmux what became of `pane` (of session `session`).
+pub async fn pane_fate(server: &Server, pane: &str, session: SessionId) -> Fate {
+    let fmt = "#{pane_dead} S#{pane_dead_status} G#{pane_dead_signal}";
+    match server.run_async(["display-message", "-p", "-t", pane, fmt]).await {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out);
+            let f: Vec<&str> = text.split_whitespace().collect();
+            if f.first() == Some(&"1") {
+                let num = |s: Option<&&str>, p: char| s.and_then(|v| v.strip_prefix(p)).and_then(|v| v.parse().ok());
+                Fate::Exited { status: num(f.get(1), 'S'), signal: num(f.get(2), 'G') }
+            } else {
+                Fate::Alive
+            }
+        }
+        Err(TmuxError::NoServer(_)) => Fate::ServerGone,
+        Err(TmuxError::Failed { message, .. }) if crate::tmux::is_no_server(&message) => Fate::ServerGone,
+        Err(_) => match server.run_async(["has-session", "-t", &session.to_string()]).await {
+            Ok(_) => Fate::PaneGone,
+            Err(TmuxError::NoServer(_)) => Fate::ServerGone,
+            Err(TmuxError::Failed { message, .. }) if crate::tmux::is_no_server(&message) => Fate::ServerGone,
+            Err(_) => Fate::SessionGone,
+        },
+    }
+}
+
+/// [`pane_fate`] for a pane whose process just died: tmux reaps it and
+/// publishes its status a moment later, and notifies no one outside a
+/// control client, so this asks again while the pane still looks alive
+/// (after 1, 2, 4, ... 64 ms: a bounded wait on an imminent event, not a
+/// polling loop).
+pub async fn fate_after_death(server: &Server, pane: &str, session: SessionId) -> Fate {
+    let mut delay = Duration::from_millis(1);
+    loop {
+        let f = pane_fate(server, pane, session).await;
+        if f != Fate::Alive || delay > Duration::from_millis(64) {
+            return f;
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
+
+/// What a wait-for looks for.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub pattern: Option<Regex>,
+    pub stop: Option<Regex>,
+    pub quiet: Option<Duration>,
+    pub timeout: Option<Duration>,
+}
+
+/// How a wait ended, with what it saw.
+#[derive(Debug, Clone)]
+pub struct Waited {
+    pub outcome: Outcome,
+    /// The line that matched (or stopped).
+    pub line: Option<String>,
+    /// The matched text.
+    pub matched: Option<String>,
+    /// Where it was found: `screen` (already there) or `stream` (new).
+    pub source: Option<&'static str>,
+    pub fate: Option<Fate>,
+    /// Bytes this reader lost (too slow); 0 normally.
+    pub dropped: u64,
+    pub elapsed: Duration,
+}
+
+/// Checks one line: the stop pattern first (stop wins), then the pattern.
+fn check(spec: &Spec, line: &str) -> Option<(Outcome, String)> {
+    if let Some(m) = spec.stop.as_ref().and_then(|r| r.find(line)) {
+        return Some((Outcome::Stopped, m.as_str().to_owned()));
+    }
+    spec.pattern.as_ref().and_then(|r| r.find(line)).map(|m| (Outcome::Matched, m.as_str().to_owned()))
+}
+
+/// Checks a batch of lines (one arrival): if the stop pattern matches any
+/// of them, stop wins over a match in the same output.
+fn check_batch<'a>(spec: &Spec, lines: impl Iterator<Item = &'a str> + Clone) -> Option<(Outcome, String, String)> {
+    let mut first_match = None;
+    for l in lines {
+        match check(spec, l) {
+            Some((Outcome::Stopped, m)) => return Some((Outcome::Stopped, l.to_owned(), m)),
+            Some((o, m)) if first_match.is_none() => first_match = Some((o, l.to_owned(), m)),
+            _ => {}
+        }
+    }
+    first_match
+}
+
+/// A deadline future (never, without one).
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits on `tap` per `spec`. `screen`: text already on the pane (the
+/// capture taken after subscribing), searched first.
+pub async fn wait_for(
+    server: &Server,
+    pane: &str,
+    session: SessionId,
+    mut tap: Tap,
+    screen: Option<&[u8]>,
+    spec: &Spec,
+    started: Instant,
+) -> Waited {
+    let mut w = Waited {
+        outcome: Outcome::Timeout,
+        line: None,
+        matched: None,
+        source: None,
+        fate: None,
+        dropped: 0,
+        elapsed: Duration::ZERO,
+    };
+    let done = |mut w: Waited, o: Outcome, line: Option<String>, m: Option<String>, src: Option<&'static str>| {
+        w.outcome = o;
+        w.line = line;
+        w.matched = m;
+        w.source = src;
+        w.elapsed = started.elapsed();
+        w
+    };
+    if let Some(s) = screen {
+        let text = super::text::strip(s);
+        if let Some((o, line, m)) = check_batch(spec, text.lines()) {
+            return done(w, o, Some(line), Some(m), Some("screen"));
+        }
+    }
+    let deadline = spec.timeout.map(|t| started + t);
+    let mut lines = Lines::new();
+    let mut last_output = Instant::now();
+    loop {
+        let quiet_at = spec.quiet.map(|q| last_output + q);
+        let ev = tokio::select! {
+            ev = tap.next() => ev,
+            () = until(deadline) => return done(w, Outcome::Timeout, None, None, None),
+            () = until(quiet_at) => return done(w, Outcome::Quiet, None, None, None),
+        };
+        match ev {
+            Ok(Event::Data(bytes)) => {
+                last_output = Instant::now();
+                let pieces = lines.push(&bytes);
+                let texts: Vec<&str> = pieces
+                    .iter()
+                    .filter_map(|p| match p {
+                        Piece::Line(l) => Some(l.as_str()),
+                        Piece::Marker(_) => None,
+                    })
+                    .chain(std::iter::once(lines.partial()).filter(|p| !p.is_empty()))
+                    .collect();
+                if let Some((o, line, m)) = check_batch(spec, texts.iter().copied()) {
+                    return done(w, o, Some(line), Some(m), Some("stream"));
+                }
+            }
+            Ok(Event::Dropped(n)) => w.dropped += n,
+            Ok(Event::End | Event::Lost) | Err(_) => {
+                let fate = pane_fate(server, pane, session).await;
+                w.fate = Some(fate);
+                return done(w, fate.outcome(), None, None, None);
+            }
+        }
+    }
+}
+
+/// `run`'s result.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub exit_status: Option<i32>,
+    /// The command's output lines (the last [`RUN_KEEP_LINES`]).
+    pub lines: std::collections::VecDeque<String>,
+    pub total_lines: u64,
+    pub truncated: bool,
+    pub fate: Option<Fate>,
+    pub dropped: u64,
+    pub elapsed: Duration,
+}
+
+/// How many of a command's last output lines `run` returns.
+pub const RUN_KEEP_LINES: usize = 10_000;
+/// ... and at most this many bytes of them.
+pub const RUN_KEEP_BYTES: usize = 4 << 20;
+
+/// A fresh nonce for `run`'s markers (128 random bits, hex).
+pub fn nonce() -> String {
+    let mut r = [0u8; 16];
+    let _ = rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty());
+    r.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text typed for `run`: the command inside a brace group between
+/// two markers printed by the shell's `printf` (invisible OSC sequences
+/// carrying the nonce; the end one carries `$?`). Only the shell's
+/// printf writes the ESC byte: the typed text (and its echo) holds the
+/// four characters `\033`, so the echo never looks like a marker, and a
+/// command cannot fake one without the nonce. A leading space keeps it
+/// out of shell history (HISTCONTROL=ignorespace).
+pub fn run_text(command: &[u8], nonce: &str) -> Vec<u8> {
+    let mut t = format!(" printf '\\033]7769;ctb;S;{nonce}\\007';{{ ").into_bytes();
+    t.extend_from_slice(command);
+    t.extend_from_slice(format!("\n}};printf '\\033]7769;ctb;E;{nonce};%d\\007' \"$?\"").as_bytes());
+    t
+}
+
+/// Collects `run`'s output from its start marker to its end marker.
+pub async fn run_collect(
+    server: &Server,
+    pane: &str,
+    session: SessionId,
+    mut tap: Tap,
+    nonce: &str,
+    timeout: Option<Duration>,
+    started: Instant,
+) -> Ran {
+    let mut r = Ran {
+        outcome: Outcome::Timeout,
+        exit_status: None,
+        lines: Default::default(),
+        total_lines: 0,
+        truncated: false,
+        fate: None,
+        dropped: 0,
+        elapsed: Duration::ZERO,
+    };
+    let deadline = timeout.map(|t| started + t);
+    let mut text = Lines::new();
+    let mut inside = false;
+    let mut kept_bytes = 0usize;
+    let keep = |r: &mut Ran, l: String, kept_bytes: &mut usize| {
+        r.total_lines += 1;
+        *kept_bytes += l.len();
+        r.lines.push_back(l);
+        while r.lines.len() > RUN_KEEP_LINES || (*kept_bytes > RUN_KEEP_BYTES && r.lines.len() > 1) {
+            if let Some(old) = r.lines.pop_front() {
+                *kept_bytes -= old.len();
+            }
+            r.truncated = true;
+        }
+    };
+    loop {
+        let ev = tokio::select! {
+            ev = tap.next() => ev,
+            () = until(deadline) => {
+                r.elapsed = started.elapsed();
+                return r;
+            }
+        };
+        match ev {
+            Ok(Event::Data(bytes)) => {
+                for p in text.push(&bytes) {
+                    match p {
+                        Piece::Marker(m) if m.nonce == nonce && m.kind == MarkerKind::Start => inside = true,
+                        Piece::Marker(m) if m.nonce == nonce && m.kind == MarkerKind::End => {
+                            r.outcome = Outcome::Exited;
+                            r.exit_status = m.status;
+                            r.elapsed = started.elapsed();
+                            return r;
+                        }
+                        Piece::Line(l) if inside => keep(&mut r, l, &mut kept_bytes),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(Event::Dropped(n)) => {
+                r.dropped += n;
+                r.truncated = true;
+            }
+            Ok(Event::End | Event::Lost) | Err(_) => {
+                if inside {
+                    for p in text.finish() {
+                        if let Piece::Line(l) = p {
+                            keep(&mut r, l, &mut kept_bytes);
+                        }
+                    }
+                }
+                let fate = pane_fate(server, pane, session).await;
+                r.fate = Some(fate);
+                r.outcome = fate.outcome();
+                r.elapsed = started.elapsed();
+                return r;
+            }
+        }
+    }
+}
+
+/// A pidfd for `pid` (readable once the process has exited), if it lives.
+fn pidfd(pid: i32) -> Option<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>> {
+    let raw = rustix::process::Pid::from_raw(pid)?;
+    let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::NONBLOCK).ok()?;
+    // SAFETY: the AsyncFd owns the descriptor, which stays open for as
+    // long as it is registered.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
+}
+
+/// Resolves when the pidfd (if any) says its process exited.
+async fn exited(fd: &Option<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>>) {
+    match fd {
+        Some(fd) => {
+            let _ = fd.readable().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Shells: a pane running one of these waits for its foreground command;
+/// any other program is the pane's command itself, waited on until it
+/// exits.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "tcsh", "csh", "ash", "busybox"];
+
+/// The pane process's group and its terminal's foreground group.
+fn groups(pid: u32) -> Option<(i32, i32)> {
+    let s = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = s.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&s[close + 1..]).ok()?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(2)?.parse().ok()?, f.get(5)?.parse().ok()?))
+}
+
+fn is_shell(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = comm.trim().trim_start_matches('-');
+    SHELLS.contains(&comm)
+}
+
+/// `pane-wait`'s result.
+#[derive(Debug, Clone)]
+pub struct PaneWaited {
+    pub outcome: Outcome,
+    /// What ended: `foreground` (the shell is in the foreground again),
+    /// `process` (the pane's process exited), `idle` (nothing ran).
+    pub what: Option<&'static str>,
+    pub fate: Option<Fate>,
+    pub elapsed: Duration,
+}
+
+/// Waits until the pane's foreground command has finished (a shell pane)
+/// or its process has exited (any other pane). Woken by the pane's output
+/// (a shell prints its prompt), by the foreground job leader's pidfd and by
+/// the pane process's pidfd; never by a timer.
+pub async fn pane_wait(
+    server: &Server,
+    pane: &str,
+    session: SessionId,
+    pid: u32,
+    mut tap: Tap,
+    timeout: Option<Duration>,
+    started: Instant,
+) -> PaneWaited {
+    let deadline = timeout.map(|t| started + t);
+    let end = |o: Outcome, what: Option<&'static str>, fate: Option<Fate>| PaneWaited {
+        outcome: o,
+        what,
+        fate,
+        elapsed: started.elapsed(),
+    };
+    let pane_fd = pidfd(pid as i32);
+    if pane_fd.is_none() {
+        let f = fate_after_death(server, pane, session).await;
+        return end(f.outcome(), Some("process"), Some(f));
+    }
+    let shell = is_shell(pid);
+    let mut fg_fd = None;
+    if shell {
+        match groups(pid) {
+            Some((pgrp, tpgid)) if tpgid <= 0 || tpgid == pgrp => return end(Outcome::Exited, Some("idle"), None),
+            Some((_, tpgid)) => fg_fd = pidfd(tpgid),
+            None => {}
+        }
+    }
+    loop {
+        tokio::select! {
+            ev = tap.next() => match ev {
+                Ok(Event::Data(_) | Event::Dropped(_)) => {}
+                Ok(Event::End | Event::Lost) | Err(_) => {
+                    let f = fate_after_death(server, pane, session).await;
+                    return end(f.outcome(), Some("process"), Some(f));
+                }
+            },
+            () = exited(&pane_fd) => {
+                let f = fate_after_death(server, pane, session).await;
+                return end(f.outcome(), Some("process"), Some(f));
+            }
+            () = exited(&fg_fd) => fg_fd = None,
+            () = until(deadline) => return end(Outcome::Timeout, None, None),
+        }
+        if shell {
+            match groups(pid) {
+                Some((pgrp, tpgid)) if tpgid <= 0 || tpgid == pgrp => {
+                    return end(Outcome::Exited, Some("foreground"), None)
+                }
+                Some((_, tpgid)) if fg_fd.is_none() => fg_fd = pidfd(tpgid),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The waiting commands (`wait-for`, `pane-exec --wait-for`, `run`,
+//! `pane-wait`) and the streams (`pane-stream`, `pane-tail`): replies
+//! built from [`crate::agent::wait`] and [`crate::agent::tap`].
+//!
+//! Exit statuses: 0 success, 1 error (bad input, pane/session/server
+//! gone, a stop pattern), 124 timeout (with `"error":"timeout ..."`).
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use regex::Regex;
+
+use super::pane::{asked, resolved};
+use super::reply::{fail, Outcome, Reply};
+use crate::agent::tap::{Event, Tap};
+use crate::agent::text::{Lines, Piece};
+use crate::agent::wait::{self, Fate, Outcome as WaitOutcome, Spec};
+use crate::tmux::{self, PaneTarget, Server};
+
+/// The exit status of a timeout (as `timeout(1)`).
+pub const TIMEOUT_EXIT: u8 = 124;
+
+/// A reply and the exit status to end with.
+pub type Ended = (Outcome, u8);
+
+fn regex(what: &str, s: &OsStr) -> Result<Regex> {
+    let s = s.to_str().ok_or_else(|| anyhow!("{what} is not valid UTF-8"))?;
+    Regex::new(s).map_err(|e| anyhow!("invalid {what} {s:?}: {e}"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The fields every waiting reply has, and its exit status.
+fn finish(r: Reply, outcome: WaitOutcome, fate: Option<Fate>, timeout: Option<Duration>, ok: bool) -> Ended {
+    let mut r = r.field("outcome", outcome.as_str());
+    if let Some(Fate::Exited { status, signal }) = fate {
+        r = r.field("exit_status", status).field("signal", signal);
+    }
+    let err = |r: Reply, msg: String| (Err(fail(r, anyhow!(msg))), 1u8);
+    match outcome {
+        _ if ok => (Ok(r), 0),
+        WaitOutcome::Timeout => {
+            let secs = timeout.map(|t| t.as_secs_f64()).unwrap_or_default();
+            (Err(fail(r, anyhow!("timeout after {secs}s"))), TIMEOUT_EXIT)
+        }
+        WaitOutcome::Stopped => err(r, "stopped: the pane printed a line matching the --stop pattern".into()),
+        WaitOutcome::Exited => err(r, "the pane's process exited".into()),
+        WaitOutcome::PaneGone => err(r, "the pane is gone (killed or exited)".into()),
+        WaitOutcome::SessionGone => err(r, "the pane's session is gone".into()),
+        WaitOutcome::ServerGone => err(r, "the tmux server is gone".into()),
+        WaitOutcome::Matched | WaitOutcome::Quiet => (Ok(r), 0),
+    }
+}
+
+/// Resolves the target; a failure is an exit-1 reply.
+fn target(command: &'static str, server: &Server, session: &OsStr, pane: &OsStr) -> Result<PaneTarget, Box<Ended>> {
+    tmux::resolve_pane(server, session, pane)
+        .map_err(|e| Box::new((Err(fail(asked(command, session, Some(pane)), e)), 1)))
+}
+
+/// Options of `wait-for` and `pane-exec --wait-for`.
+#[derive(Debug, Clone, Default)]
+pub struct WaitOpts {
+    pub pattern: Option<OsString>,
+    pub stop: Option<OsString>,
+    pub quiet_ms: Option<u64>,
+    pub timeout: Option<Duration>,
+}
+
+impl WaitOpts {
+    fn spec(&self) -> Result<Spec> {
+        Ok(Spec {
+            pattern: self.pattern.as_deref().map(|p| regex("pattern", p)).transpose()?,
+            stop: self.stop.as_deref().map(|p| regex("--stop pattern", p)).transpose()?,
+            quiet: self.quiet_ms.map(Duration::from_millis),
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// The reply fields of a finished wait-for.
+fn waited_reply(r: Reply, w: &wait::Waited) -> Reply {
+    r.output(w.line.clone())
+        .field("match", w.matched.clone())
+        .field("source", w.source)
+        .field("elapsed_ms", ms(w.elapsed))
+        .field("dropped_bytes", w.dropped)
+}
+
+/// `wait-for S P REGEX`: `history` lines of history plus the screen are
+/// searched first (`None`: only new output, `--new`).
+pub fn wait_for(
+    command: &'static str,
+    server: &Server,
+    session: &OsStr,
+    pane: &OsStr,
+    opts: &WaitOpts,
+    history: Option<u32>,
+) -> Ended {
+    let started = Instant::now();
+    let spec = match opts.spec() {
+        Ok(s) => s,
+        Err(e) => return (Err(fail(asked(command, session, Some(pane)), e)), 1),
+    };
+    let t = match target(command, server, session, pane) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let r = resolved(command, &t);
+    let go = async {
+        let capture = history.map(capture_args);
+        let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
+        Ok::<_, anyhow::Error>(
+            wait::wait_for(server, &t.pane.id, t.session, opened.tap, opened.capture.as_deref(), &spec, started).await,
+        )
+    };
+    match runtime().and_then(|rt| rt.block_on(go)) {
+        Ok(w) => {
+            let outcome = w.outcome;
+            finish(waited_reply(r, &w), outcome, w.fate, opts.timeout, false)
+        }
+        Err(e) => (Err(fail(r, e)), 1),
+    }
+}
+
+/// `capture-pane` arguments for the screen and `n` lines of history,
+/// wrapped lines joined.
+fn capture_args(n: u32) -> Vec<OsString> {
+    vec!["-p".into(), "-J".into(), "-S".into(), format!("-{n}").into()]
+}
+
+/// `pane-exec S P TEXT --wait-for ...`: listens first, then types.
+pub fn exec_wait(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, enter: bool, opts: &WaitOpts) -> Ended {
+    let command = "pane-exec";
+    let started = Instant::now();
+    let spec = match opts.spec() {
+        Ok(s) => s,
+        Err(e) => return (Err(fail(asked(command, session, Some(pane)), e)), 1),
+    };
+    let t = match target(command, server, session, pane) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let r = resolved(command, &t).field("bytes", text.len()).field("enter", enter);
+    let go = async {
+        let opened = Tap::open(server, &t.pane.id, None).await?;
+        crate::agent::pane::exec(server, &t, text.as_bytes(), enter)?;
+        Ok::<_, anyhow::Error>(wait::wait_for(server, &t.pane.id, t.session, opened.tap, None, &spec, started).await)
+    };
+    match runtime().and_then(|rt| rt.block_on(go)) {
+        Ok(w) => {
+            let outcome = w.outcome;
+            finish(waited_reply(r, &w), outcome, w.fate, opts.timeout, false)
+        }
+        Err(e) => (Err(fail(r, e)), 1),
+    }
+}
+
+/// `run S P -- COMMAND`: the command's output and exact exit status.
+pub fn run(
+    command: &'static str,
+    server: &Server,
+    session: &OsStr,
+    pane: &OsStr,
+    command_words: &[OsString],
+    timeout: Option<Duration>,
+    interrupt: bool,
+) -> Ended {
+    let started = Instant::now();
+    if command_words.is_empty() {
+        return (Err(fail(asked(command, session, Some(pane)), anyhow!("no command given (after --)"))), 1);
+    }
+    let mut line = Vec::new();
+    for (i, w) in command_words.iter().enumerate() {
+        if i > 0 {
+            line.push(b' ');
+        }
+        line.extend_from_slice(w.as_bytes());
+    }
+    let t = match target(command, server, session, pane) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let r = resolved(command, &t);
+    let nonce = wait::nonce();
+    let go = async {
+        let opened = Tap::open(server, &t.pane.id, None).await?;
+        crate::agent::pane::exec(server, &t, &wait::run_text(&line, &nonce), true)?;
+        let ran = wait::run_collect(server, &t.pane.id, t.session, opened.tap, &nonce, timeout, started).await;
+        if ran.outcome == WaitOutcome::Timeout && interrupt {
+            crate::agent::pane::keys(server, &t, &["C-c".into()])?;
+        }
+        Ok::<_, anyhow::Error>(ran)
+    };
+    match runtime().and_then(|rt| rt.block_on(go)) {
+        Ok(ran) => {
+            let text: Vec<&str> = ran.lines.iter().map(String::as_str).collect();
+            let mut r = r
+                .output(text.join("\n"))
+                .field("total_lines", ran.total_lines)
+                .field("truncated", ran.truncated)
+                .field("elapsed_ms", ms(ran.elapsed))
+                .field("dropped_bytes", ran.dropped);
+            if ran.outcome == WaitOutcome::Exited && ran.fate.is_none() {
+                r = r.field("exit_status", ran.exit_status);
+                return finish(r, WaitOutcome::Exited, None, timeout, true);
+            }
+            if ran.outcome == WaitOutcome::Timeout {
+                r = r.field("interrupted", interrupt);
+            }
+            finish(r, ran.outcome, ran.fate, timeout, false)
+        }
+        Err(e) => (Err(fail(r, e)), 1),
+    }
+}
+
+/// `pane-wait S P`: the foreground command finished or the pane's
+/// process exited.
+pub fn pane_wait(server: &Server, session: &OsStr, pane: &OsStr, timeout: Option<Duration>) -> Ended {
+    let command = "pane-wait";
+    let started = Instant::now();
+    let t = match target(command, server, session, pane) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let r = resolved(command, &t);
+    if t.pane.dead {
+        let fate = Fate::Exited { status: t.pane.exit_status, signal: t.pane.exit_signal };
+        let r = r.field("ended", "process").field("elapsed_ms", 0);
+        return finish(r, WaitOutcome::Exited, Some(fate), timeout, true);
+    }
+    let go = async {
+        let opened = Tap::open(server, &t.pane.id, None).await?;
+        Ok::<_, anyhow::Error>(
+            wait::pane_wait(server, &t.pane.id, t.session, t.pane.pid, opened.tap, timeout, started).await,
+        )
+    };
+    match runtime().and_then(|rt| rt.block_on(go)) {
+        Ok(w) => {
+            let r = r.field("ended", w.what).field("elapsed_ms", ms(w.elapsed));
+            // The pane's own process exiting is what pane-wait waits for;
+            // the pane vanishing with it (no remain-on-exit) too.
+            let ok = matches!(w.outcome, WaitOutcome::Exited)
+                || (w.outcome == WaitOutcome::PaneGone && w.what == Some("process"));
+            finish(r, w.outcome, w.fate, timeout, ok)
+        }
+        Err(e) => (Err(fail(r, e)), 1),
+    }
+}
+
+/// `pane-stream S P [--raw]` and `pane-tail S P [LINES]`: follows the
+/// pane's output on stdout until it closes (exit 0), the reader goes away,
+/// or SIGINT/SIGTERM. Lines are text (escapes removed); `--raw` writes the
+/// exact bytes. A last JSON line says how it ended (on stderr with
+/// `--raw`, so stdout holds the pane's bytes only).
+pub fn stream(
+    command: &'static str,
+    server: &Server,
+    session: &OsStr,
+    pane: &OsStr,
+    raw: bool,
+    tail: Option<u32>,
+) -> Ended {
+    let t = match target(command, server, session, pane) {
+        Ok(t) => t,
+        Err(e) => return *e,
+    };
+    let r = resolved(command, &t);
+    let go = async {
+        let capture = tail.map(|n| vec!["-p".into(), "-J".into(), "-S".into(), format!("-{n}").into()]);
+        let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
+        let mut tap = opened.tap;
+        let mut out = std::io::stdout().lock();
+        let mut bytes = 0u64;
+        let mut dropped = 0u64;
+        if let (Some(n), Some(c)) = (tail, opened.capture) {
+            // The last N non-blank lines of the screen and history.
+            let text = crate::agent::text::strip(&c);
+            let lines: Vec<&str> = text.lines().collect();
+            let end = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+            let start = end.saturating_sub(n as usize);
+            for l in &lines[start..end] {
+                writeln!(out, "{l}")?;
+            }
+            out.flush()?;
+        }
+        let mut text = Lines::new();
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let ended = loop {
+            let ev = tokio::select! {
+                ev = tap.next() => ev?,
+                _ = sigint.recv() => break "interrupted",
+                _ = sigterm.recv() => break "terminated",
+            };
+            match ev {
+                Event::Data(b) => {
+                    bytes += b.len() as u64;
+                    let w = if raw {
+                        out.write_all(&b)
+                    } else {
+                        let mut res = Ok(());
+                        for p in text.push(&b) {
+                            if let Piece::Line(l) = p {
+                                res = res.and_then(|()| writeln!(out, "{l}"));
+                            }
+                        }
+                        res
+                    };
+                    if w.and_then(|()| out.flush()).is_err() {
+                        break "reader-gone";
+                    }
+                }
+                Event::Dropped(n) => {
+                    dropped += n;
+                    eprintln!("ctb {command}: {n} bytes dropped (the reader was too slow)");
+                }
+                Event::End | Event::Lost => {
+                    if !raw {
+                        for p in text.finish() {
+                            if let Piece::Line(l) = p {
+                                let _ = writeln!(out, "{l}");
+                            }
+                        }
+                    }
+                    break "pane-closed";
+                }
+            }
+        };
+        let _ = out.flush();
+        Ok::<_, anyhow::Error>((ended, bytes, dropped))
+    };
+    match runtime().and_then(|rt| rt.block_on(go)) {
+        Ok((ended, bytes, dropped)) => {
+            let r = r.output(ended).field("bytes", bytes).field("dropped_bytes", dropped);
+            if ended == "reader-gone" {
+                return (Err(fail(r, anyhow!("stdout closed"))), 1);
+            }
+            (Ok(r), 0)
+        }
+        Err(e) => (Err(fail(r, e)), 1),
+    }
+}
