@@ -81,6 +81,13 @@ pub fn create(
             [";", "set-option", "-p", "-t", &window, tmux::LABEL_OPTION, &hex_encode(l.as_bytes())].map(OsString::from),
         );
     }
+    // A pane running a command directly keeps its exit status: tmux
+    // records it only for a pane kept after its process exits
+    // (`remain-on-exit`, set on that pane alone; `pane-kill` removes the
+    // dead pane). Shell panes are left as tmux makes them.
+    if !command.is_empty() {
+        args.extend([";", "set-option", "-p", "-t", &window, "remain-on-exit", "on"].map(OsString::from));
+    }
     if named {
         args.extend([";", "select-layout", "-t", &window, layout].map(OsString::from));
     }

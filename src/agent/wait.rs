@@ -120,6 +120,8 @@ pub struct Spec {
     pub stop: Option<Regex>,
     pub quiet: Option<Duration>,
     pub timeout: Option<Duration>,
+    /// Lines ctb typed just before: their echo is skipped.
+    pub echo: Vec<String>,
 }
 
 /// How a wait ended, with what it saw.
@@ -205,6 +207,10 @@ pub async fn wait_for(
     let deadline = spec.timeout.map(|t| started + t);
     let mut lines = Lines::new();
     let mut last_output = Instant::now();
+    // The terminal's echo of text ctb typed is not the program's output:
+    // the first line holding each typed line (in order) is skipped, and
+    // the unfinished line is not searched while an echo is still due.
+    let mut echo = spec.echo.iter().filter(|e| !e.trim().is_empty()).peekable();
     loop {
         let quiet_at = spec.quiet.map(|q| last_output + q);
         let ev = tokio::select! {
@@ -216,14 +222,19 @@ pub async fn wait_for(
             Ok(Event::Data(bytes)) => {
                 last_output = Instant::now();
                 let pieces = lines.push(&bytes);
-                let texts: Vec<&str> = pieces
-                    .iter()
-                    .filter_map(|p| match p {
-                        Piece::Line(l) => Some(l.as_str()),
-                        Piece::Marker(_) => None,
-                    })
-                    .chain(std::iter::once(lines.partial()).filter(|p| !p.is_empty()))
-                    .collect();
+                let mut texts: Vec<&str> = Vec::new();
+                for p in &pieces {
+                    if let Piece::Line(l) = p {
+                        if echo.peek().is_some_and(|e| l.contains(e.as_str())) {
+                            echo.next();
+                        } else {
+                            texts.push(l);
+                        }
+                    }
+                }
+                if echo.peek().is_none() && !lines.partial().is_empty() {
+                    texts.push(lines.partial());
+                }
                 if let Some((o, line, m)) = check_batch(spec, texts.iter().copied()) {
                     return done(w, o, Some(line), Some(m), Some("stream"));
                 }
@@ -392,10 +403,16 @@ fn groups(pid: u32) -> Option<(i32, i32)> {
     Some((f.get(2)?.parse().ok()?, f.get(5)?.parse().ok()?))
 }
 
+/// Whether `pid` is an interactive shell: a shell given only options
+/// (none of them `-c`), so neither a `sh -c CMD` nor a script.
 fn is_shell(pid: u32) -> bool {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let comm = comm.trim().trim_start_matches('-');
-    SHELLS.contains(&comm)
+    if !SHELLS.contains(&comm) {
+        return false;
+    }
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    argv.split(|&b| b == 0).skip(1).filter(|a| !a.is_empty()).all(|a| a.starts_with(b"-") && a != b"-c")
 }
 
 /// `pane-wait`'s result.

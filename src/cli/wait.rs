@@ -83,6 +83,7 @@ impl WaitOpts {
             stop: self.stop.as_deref().map(|p| regex("--stop pattern", p)).transpose()?,
             quiet: self.quiet_ms.map(Duration::from_millis),
             timeout: self.timeout,
+            echo: Vec::new(),
         })
     }
 }
@@ -142,7 +143,7 @@ fn capture_args(n: u32) -> Vec<OsString> {
 pub fn exec_wait(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, enter: bool, opts: &WaitOpts) -> Ended {
     let command = "pane-exec";
     let started = Instant::now();
-    let spec = match opts.spec() {
+    let mut spec = match opts.spec() {
         Ok(s) => s,
         Err(e) => return (Err(fail(asked(command, session, Some(pane)), e)), 1),
     };
@@ -154,6 +155,8 @@ pub fn exec_wait(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, e
     let go = async {
         let opened = Tap::open(server, &t.pane.id, None).await?;
         crate::agent::pane::exec(server, &t, text.as_bytes(), enter)?;
+        // Lines typed (what the terminal echoes back before the output).
+        spec.echo = text.as_bytes().split(|&b| b == b'\n').map(|l| String::from_utf8_lossy(l).into_owned()).collect();
         Ok::<_, anyhow::Error>(wait::wait_for(server, &t.pane.id, t.session, opened.tap, None, &spec, started).await)
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
