@@ -131,11 +131,26 @@ async fn relay(a: RelayArgs) -> Result<()> {
             subs.spawn(subscriber(s, tx.subscribe()));
         }
     }
+    // Marks the pane as piped to ctb (see tap.rs): a later subscriber
+    // that finds the pipe without a live relay knows it was ours. Not
+    // awaited before the first bytes: tmux keeps them in the pipe.
+    let marking = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let p = pane_id(&a);
+            tmux(&a, &["set-option", "-p", "-t", &p, "@ctb-relay", &p]).await;
+        })
+    };
+    let mut marking = Some(marking);
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     let mut listener = Some(listener);
     loop {
         if subs.is_empty() {
+            // (The mark is set before it can be removed.)
+            if let Some(m) = marking.take() {
+                let _ = m.await;
+            }
             match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs).await {
                 Some(()) => continue,
                 None => return Ok(()),
@@ -149,6 +164,11 @@ async fn relay(a: RelayArgs) -> Result<()> {
                     let _ = tx.send(Msg::End);
                     drop(listener.take());
                     while subs.join_next().await.is_some() {}
+                    if let Some(m) = marking.take() {
+                        let _ = m.await;
+                    }
+                    // The pipe is no longer ours (if the pane still exists).
+                    tmux(&a, &["set-option", "-p", "-u", "-t", &pane_id(&a), "@ctb-relay"]).await;
                     return Ok(());
                 }
                 Ok(n) => {
@@ -205,19 +225,29 @@ async fn last_one_left(
         Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
     };
     if still_ours {
-        let pane = format!("%{}", a.pane);
-        let _ = tokio::process::Command::new(&a.tmux)
-            .arg("-S")
-            .arg(&a.socket)
-            .args(["pipe-pane", "-t", &pane])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
+        let p = pane_id(a);
+        tmux(a, &["set-option", "-p", "-u", "-t", &p, "@ctb-relay", ";", "pipe-pane", "-t", &p]).await;
     }
     drop(lock);
     None
+}
+
+fn pane_id(a: &RelayArgs) -> String {
+    format!("%{}", a.pane)
+}
+
+/// Runs one tmux command on the relay's server (its result is not needed:
+/// a pane or server gone meanwhile needs nothing undone).
+async fn tmux(a: &RelayArgs, args: &[&str]) {
+    let _ = tokio::process::Command::new(&a.tmux)
+        .arg("-S")
+        .arg(&a.socket)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
 }
 
 /// Carries the relay's messages to one subscriber until it leaves.

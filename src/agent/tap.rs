@@ -42,9 +42,17 @@ pub enum Event {
 /// A subscription to one pane's output.
 #[derive(Debug)]
 pub struct Tap {
-    conn: UnixStream,
+    conn: Option<UnixStream>,
+    /// A relay being started: its hello socket, and the pane's lock held
+    /// until it has said hello.
+    pending: Option<(tokio::net::UnixListener, PaneLock)>,
     buf: Vec<u8>,
 }
+
+/// `#{pane_pipe}`, and whether the pane is marked as piped to ctb's relay
+/// (`@ctb-relay` holding the pane's own id: a value inherited from a
+/// window, session or global option names no pane, or another one).
+const RELAY_STATE: &str = "#{pane_pipe} #{==:#{@ctb-relay},#{pane_id}}";
 
 /// A new tap, with the capture asked for (if any).
 #[derive(Debug)]
@@ -125,7 +133,7 @@ impl Tap {
             if !same_user(&conn) {
                 bail!("the relay socket of pane {pane} is not this user's");
             }
-            let mut tap = Tap { conn, buf: Vec::new() };
+            let mut tap = Tap { conn: Some(conn), pending: None, buf: Vec::new() };
             tap.hello().await?;
             let capture = match capture {
                 Some(args) => Some(capture_pane(server, pane, args).await?),
@@ -133,22 +141,32 @@ impl Tap {
             };
             return Ok(Opened { tap, capture });
         }
+        // No live relay: start one, unless the pane is piped elsewhere.
+        // Under the lock nobody else starts or stops this pane's relay, so
+        // "piped, and marked as ctb's relay" can only be a relay that died
+        // without cleaning up (killed): its pipe is replaced.
+        let out = server
+            .run_async(["display-message", "-p", "-t", pane, RELAY_STATE])
+            .await
+            .map_err(|e| pane_error(e, pane))?;
+        let replace = match out.trim_ascii() {
+            b"0 0" | b"0 1" => false,
+            b"1 1" => true,
+            _ => bail!(
+                "pane {pane} already has a pipe-pane that is not ctb's; ctb never replaces it \
+                 (close it with `tmux pipe-pane -t {pane}`)"
+            ),
+        };
         let hello = hello_name();
         let listener = listen_abstract(hello.as_bytes()).context("binding a hello socket")?;
-        let mut args: Vec<OsString> = vec![
-            "display-message".into(),
-            "-p".into(),
-            "-t".into(),
-            pane.into(),
-            "#{pane_pipe}".into(),
-            ";".into(),
-            "pipe-pane".into(),
-            "-o".into(),
-            "-O".into(),
-            "-t".into(),
-            pane.into(),
-            relay_command(server, n, &hello)?,
-        ];
+        let mut args: Vec<OsString> = vec!["pipe-pane".into()];
+        if !replace {
+            // -o: a pipe opened meanwhile (by a user) is never replaced;
+            // the display after it says whose pipe is there.
+            args.push("-o".into());
+        }
+        args.extend(["-O".into(), "-t".into(), pane.into(), relay_command(server, n, &hello)?]);
+        args.extend([";", "display-message", "-p", "-t", pane, "#{pane_pipe}"].map(OsString::from));
         if let Some(c) = capture {
             args.extend([";".into(), "capture-pane".into(), "-t".into(), pane.into()]);
             args.extend(c.iter().cloned());
@@ -158,22 +176,30 @@ impl Tap {
             Some(i) => (&out[..i], out[i + 1..].to_vec()),
             None => (&out[..], Vec::new()),
         };
-        if first != b"0" {
-            bail!(
-                "pane {pane} already has a pipe-pane that is not ctb's; ctb never replaces it \
-                 (close it with `tmux pipe-pane -t {pane}`)"
-            );
+        if first != b"1" {
+            bail!("tmux did not start the pipe of pane {pane}");
         }
+        // The relay is starting; what the pane prints from now on waits
+        // in the pipe. The hello is awaited on the first read, so a
+        // caller may type at once (the lock is held until then).
+        let tap = Tap { conn: None, pending: Some((listener, lock)), buf: Vec::new() };
+        Ok(Opened { tap, capture: capture.map(|_| rest) })
+    }
+
+    /// Waits until the relay has taken this tap in (the pane's bytes from
+    /// the start of the pipe on reach it). Called by the first read.
+    pub async fn ready(&mut self) -> Result<()> {
+        let Some((listener, lock)) = self.pending.take() else { return Ok(()) };
         let conn = match tokio::time::timeout(HELLO_DEADLINE, listener.accept()).await {
             Ok(Ok((conn, _))) if same_user(&conn) => conn,
             Ok(Ok(_)) => bail!("a process of another user answered on ctb's hello socket"),
             Ok(Err(e)) => return Err(e).context("waiting for the pane's relay"),
             Err(_) => bail!("the pane relay did not start within {}s", HELLO_DEADLINE.as_secs()),
         };
-        let mut tap = Tap { conn, buf: Vec::new() };
-        tap.hello().await?;
+        self.conn = Some(conn);
+        self.hello().await?;
         drop(lock);
-        Ok(Opened { tap, capture: capture.map(|_| rest) })
+        Ok(())
     }
 
     /// Reads the relay's HELLO (within [`HELLO_DEADLINE`]).
@@ -202,7 +228,8 @@ impl Tap {
                 }
             }
             self.buf.reserve(64 * 1024);
-            match self.conn.read_buf(&mut self.buf).await {
+            let Some(conn) = self.conn.as_mut() else { bail!("the tap is not connected") };
+            match conn.read_buf(&mut self.buf).await {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
@@ -214,6 +241,7 @@ impl Tap {
     /// The next event. Cancel-safe only between events (drop the tap
     /// rather than abandoning a read half-way).
     pub async fn next(&mut self) -> Result<Event> {
+        self.ready().await?;
         loop {
             return Ok(match self.frame().await? {
                 None => Event::Lost,

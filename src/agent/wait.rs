@@ -113,6 +113,18 @@ pub async fn fate_after_death(server: &Server, pane: &str, session: SessionId) -
     }
 }
 
+/// The fate of a pane whose output ended: a pane still alive means the
+/// relay was killed or the pipe replaced (an error, not an outcome).
+fn settled(f: Fate, ev: &Event) -> anyhow::Result<Fate> {
+    match (f, ev) {
+        (Fate::Alive, Event::Lost) => anyhow::bail!("the pane's output relay was killed; the pane is still there"),
+        (Fate::Alive, _) => {
+            anyhow::bail!("the pane's pipe was closed or replaced by someone else; the pane is still there")
+        }
+        (f, _) => Ok(f),
+    }
+}
+
 /// What a wait-for looks for.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -180,7 +192,7 @@ pub async fn wait_for(
     screen: Option<&[u8]>,
     spec: &Spec,
     started: Instant,
-) -> Waited {
+) -> anyhow::Result<Waited> {
     let mut w = Waited {
         outcome: Outcome::Timeout,
         line: None,
@@ -201,7 +213,7 @@ pub async fn wait_for(
     if let Some(s) = screen {
         let text = super::text::strip(s);
         if let Some((o, line, m)) = check_batch(spec, text.lines()) {
-            return done(w, o, Some(line), Some(m), Some("screen"));
+            return Ok(done(w, o, Some(line), Some(m), Some("screen")));
         }
     }
     let deadline = spec.timeout.map(|t| started + t);
@@ -215,8 +227,8 @@ pub async fn wait_for(
         let quiet_at = spec.quiet.map(|q| last_output + q);
         let ev = tokio::select! {
             ev = tap.next() => ev,
-            () = until(deadline) => return done(w, Outcome::Timeout, None, None, None),
-            () = until(quiet_at) => return done(w, Outcome::Quiet, None, None, None),
+            () = until(deadline) => return Ok(done(w, Outcome::Timeout, None, None, None)),
+            () = until(quiet_at) => return Ok(done(w, Outcome::Quiet, None, None, None)),
         };
         match ev {
             Ok(Event::Data(bytes)) => {
@@ -236,15 +248,16 @@ pub async fn wait_for(
                     texts.push(lines.partial());
                 }
                 if let Some((o, line, m)) = check_batch(spec, texts.iter().copied()) {
-                    return done(w, o, Some(line), Some(m), Some("stream"));
+                    return Ok(done(w, o, Some(line), Some(m), Some("stream")));
                 }
             }
             Ok(Event::Dropped(n)) => w.dropped += n,
-            Ok(Event::End | Event::Lost) | Err(_) => {
-                let fate = pane_fate(server, pane, session).await;
+            Ok(ev @ (Event::End | Event::Lost)) => {
+                let fate = settled(pane_fate(server, pane, session).await, &ev)?;
                 w.fate = Some(fate);
-                return done(w, fate.outcome(), None, None, None);
+                return Ok(done(w, fate.outcome(), None, None, None));
             }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -298,7 +311,7 @@ pub async fn run_collect(
     nonce: &str,
     timeout: Option<Duration>,
     started: Instant,
-) -> Ran {
+) -> anyhow::Result<Ran> {
     let mut r = Ran {
         outcome: Outcome::Timeout,
         exit_status: None,
@@ -329,7 +342,7 @@ pub async fn run_collect(
             ev = tap.next() => ev,
             () = until(deadline) => {
                 r.elapsed = started.elapsed();
-                return r;
+                return Ok(r);
             }
         };
         match ev {
@@ -341,7 +354,7 @@ pub async fn run_collect(
                             r.outcome = Outcome::Exited;
                             r.exit_status = m.status;
                             r.elapsed = started.elapsed();
-                            return r;
+                            return Ok(r);
                         }
                         Piece::Line(l) if inside => keep(&mut r, l, &mut kept_bytes),
                         _ => {}
@@ -352,7 +365,8 @@ pub async fn run_collect(
                 r.dropped += n;
                 r.truncated = true;
             }
-            Ok(Event::End | Event::Lost) | Err(_) => {
+            Err(e) => return Err(e),
+            Ok(ev @ (Event::End | Event::Lost)) => {
                 if inside {
                     for p in text.finish() {
                         if let Piece::Line(l) = p {
@@ -360,11 +374,11 @@ pub async fn run_collect(
                         }
                     }
                 }
-                let fate = pane_fate(server, pane, session).await;
+                let fate = settled(pane_fate(server, pane, session).await, &ev)?;
                 r.fate = Some(fate);
                 r.outcome = fate.outcome();
                 r.elapsed = started.elapsed();
-                return r;
+                return Ok(r);
             }
         }
     }
@@ -438,13 +452,10 @@ pub async fn pane_wait(
     mut tap: Tap,
     timeout: Option<Duration>,
     started: Instant,
-) -> PaneWaited {
+) -> anyhow::Result<PaneWaited> {
     let deadline = timeout.map(|t| started + t);
-    let end = |o: Outcome, what: Option<&'static str>, fate: Option<Fate>| PaneWaited {
-        outcome: o,
-        what,
-        fate,
-        elapsed: started.elapsed(),
+    let end = |o: Outcome, what: Option<&'static str>, fate: Option<Fate>| {
+        Ok(PaneWaited { outcome: o, what, fate, elapsed: started.elapsed() })
     };
     let pane_fd = pidfd(pid as i32);
     if pane_fd.is_none() {
@@ -464,10 +475,11 @@ pub async fn pane_wait(
         tokio::select! {
             ev = tap.next() => match ev {
                 Ok(Event::Data(_) | Event::Dropped(_)) => {}
-                Ok(Event::End | Event::Lost) | Err(_) => {
-                    let f = fate_after_death(server, pane, session).await;
+                Ok(ev @ (Event::End | Event::Lost)) => {
+                    let f = settled(fate_after_death(server, pane, session).await, &ev)?;
                     return end(f.outcome(), Some("process"), Some(f));
                 }
+                Err(e) => return Err(e),
             },
             () = exited(&pane_fd) => {
                 let f = fate_after_death(server, pane, session).await;

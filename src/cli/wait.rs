@@ -120,9 +120,7 @@ pub fn wait_for(
     let go = async {
         let capture = history.map(capture_args);
         let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
-        Ok::<_, anyhow::Error>(
-            wait::wait_for(server, &t.pane.id, t.session, opened.tap, opened.capture.as_deref(), &spec, started).await,
-        )
+        wait::wait_for(server, &t.pane.id, t.session, opened.tap, opened.capture.as_deref(), &spec, started).await
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
         Ok(w) => {
@@ -157,7 +155,7 @@ pub fn exec_wait(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, e
         crate::agent::pane::exec(server, &t, text.as_bytes(), enter)?;
         // Lines typed (what the terminal echoes back before the output).
         spec.echo = text.as_bytes().split(|&b| b == b'\n').map(|l| String::from_utf8_lossy(l).into_owned()).collect();
-        Ok::<_, anyhow::Error>(wait::wait_for(server, &t.pane.id, t.session, opened.tap, None, &spec, started).await)
+        wait::wait_for(server, &t.pane.id, t.session, opened.tap, None, &spec, started).await
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
         Ok(w) => {
@@ -198,7 +196,7 @@ pub fn run(
     let go = async {
         let opened = Tap::open(server, &t.pane.id, None).await?;
         crate::agent::pane::exec(server, &t, &wait::run_text(&line, &nonce), true)?;
-        let ran = wait::run_collect(server, &t.pane.id, t.session, opened.tap, &nonce, timeout, started).await;
+        let ran = wait::run_collect(server, &t.pane.id, t.session, opened.tap, &nonce, timeout, started).await?;
         if ran.outcome == WaitOutcome::Timeout && interrupt {
             crate::agent::pane::keys(server, &t, &["C-c".into()])?;
         }
@@ -243,9 +241,7 @@ pub fn pane_wait(server: &Server, session: &OsStr, pane: &OsStr, timeout: Option
     }
     let go = async {
         let opened = Tap::open(server, &t.pane.id, None).await?;
-        Ok::<_, anyhow::Error>(
-            wait::pane_wait(server, &t.pane.id, t.session, t.pane.pid, opened.tap, timeout, started).await,
-        )
+        wait::pane_wait(server, &t.pane.id, t.session, t.pane.pid, opened.tap, timeout, started).await
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
         Ok(w) => {
