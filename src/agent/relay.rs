@@ -131,26 +131,11 @@ async fn relay(a: RelayArgs) -> Result<()> {
             subs.spawn(subscriber(s, tx.subscribe()));
         }
     }
-    // Marks the pane as piped to ctb (see tap.rs): a later subscriber
-    // that finds the pipe without a live relay knows it was ours. Not
-    // awaited before the first bytes: tmux keeps them in the pipe.
-    let marking = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            let p = pane_id(&a);
-            tmux(&a, &["set-option", "-p", "-t", &p, "@ctb-relay", &p]).await;
-        })
-    };
-    let mut marking = Some(marking);
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     let mut listener = Some(listener);
     loop {
         if subs.is_empty() {
-            // (The mark is set before it can be removed.)
-            if let Some(m) = marking.take() {
-                let _ = m.await;
-            }
             match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs).await {
                 Some(()) => continue,
                 None => return Ok(()),
@@ -164,11 +149,12 @@ async fn relay(a: RelayArgs) -> Result<()> {
                     let _ = tx.send(Msg::End);
                     drop(listener.take());
                     while subs.join_next().await.is_some() {}
-                    if let Some(m) = marking.take() {
-                        let _ = m.await;
-                    }
-                    // The pipe is no longer ours (if the pane still exists).
-                    tmux(&a, &["set-option", "-p", "-u", "-t", &pane_id(&a), "@ctb-relay"]).await;
+                    // The pipe is no longer ours (if the pane still exists):
+                    // remove this relay's mark, not a newer relay's.
+                    let p = pane_id(&a);
+                    let cond = format!("#{{==:#{{@ctb-relay}},{}}}", mark(&a));
+                    let unset = format!("set-option -p -u -t {p} @ctb-relay");
+                    tmux(&a, &["if-shell", "-F", "-t", &p, &cond, &unset]).await;
                     return Ok(());
                 }
                 Ok(n) => {
@@ -234,6 +220,16 @@ async fn last_one_left(
 
 fn pane_id(a: &RelayArgs) -> String {
     format!("%{}", a.pane)
+}
+
+/// The value of `@ctb-relay` on a pane piped to this relay (set by the
+/// subscriber that started it, in the same tmux command as the pipe).
+pub fn mark_value(pane: u32, hello: &str) -> String {
+    format!("%{pane}/{hello}")
+}
+
+fn mark(a: &RelayArgs) -> String {
+    mark_value(a.pane, &a.hello)
 }
 
 /// Runs one tmux command on the relay's server (its result is not needed:

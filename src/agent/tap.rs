@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::net::UnixStream;
 
 use super::frame::{self, Frame};
-use super::relay::{connect_abstract, listen_abstract, relay_name, same_user};
+use super::relay::{connect_abstract, listen_abstract, mark_value, relay_name, same_user};
 use crate::runtime::PaneLock;
 use crate::tmux::{literal, tmux_bin, Server, TmuxError};
 
@@ -49,10 +49,17 @@ pub struct Tap {
     buf: Vec<u8>,
 }
 
-/// `#{pane_pipe}`, and whether the pane is marked as piped to ctb's relay
-/// (`@ctb-relay` holding the pane's own id: a value inherited from a
-/// window, session or global option names no pane, or another one).
-const RELAY_STATE: &str = "#{pane_pipe} #{==:#{@ctb-relay},#{pane_id}}";
+/// `#{pane_pipe}`, the pane's id and ctb's mark (`@ctb-relay`, see
+/// [`mark_value`]: `%N/...` naming the pane itself).
+const RELAY_STATE: &str = "#{pane_pipe} #{pane_id} #{@ctb-relay}";
+
+/// The error for a pane piped elsewhere.
+fn not_ours(pane: &str) -> anyhow::Error {
+    anyhow!(
+        "pane {pane} already has a pipe-pane that is not ctb's; ctb never replaces it \
+         (close it with `tmux pipe-pane -t {pane}`)"
+    )
+}
 
 /// A new tap, with the capture asked for (if any).
 #[derive(Debug)]
@@ -149,24 +156,26 @@ impl Tap {
             .run_async(["display-message", "-p", "-t", pane, RELAY_STATE])
             .await
             .map_err(|e| pane_error(e, pane))?;
-        let replace = match out.trim_ascii() {
-            b"0 0" | b"0 1" => false,
-            b"1 1" => true,
-            _ => bail!(
-                "pane {pane} already has a pipe-pane that is not ctb's; ctb never replaces it \
-                 (close it with `tmux pipe-pane -t {pane}`)"
-            ),
-        };
+        let text = String::from_utf8_lossy(&out);
+        let mut f = text.trim_end_matches('\n').splitn(3, ' ');
+        let (piped, id, marked) = (f.next() == Some("1"), f.next().unwrap_or_default(), f.next().unwrap_or_default());
+        // Only a mark naming this very pane counts (a value inherited
+        // from a window, session or global option does not).
+        let replace = piped && marked.starts_with(&format!("{id}/"));
+        if piped && !replace {
+            return Err(not_ours(pane));
+        }
         let hello = hello_name();
         let listener = listen_abstract(hello.as_bytes()).context("binding a hello socket")?;
-        let mut args: Vec<OsString> = vec!["pipe-pane".into()];
+        let mark = mark_value(n, &hello);
+        let mut args: Vec<OsString> =
+            ["display-message", "-p", "-t", pane, "#{pane_pipe}", ";", "pipe-pane"].map(OsString::from).to_vec();
         if !replace {
-            // -o: a pipe opened meanwhile (by a user) is never replaced;
-            // the display after it says whose pipe is there.
+            // -o: a pipe opened meanwhile (by a user) is never replaced.
             args.push("-o".into());
         }
         args.extend(["-O".into(), "-t".into(), pane.into(), relay_command(server, n, &hello)?]);
-        args.extend([";", "display-message", "-p", "-t", pane, "#{pane_pipe}"].map(OsString::from));
+        args.extend([";", "set-option", "-p", "-t", pane, "@ctb-relay", &mark].map(OsString::from));
         if let Some(c) = capture {
             args.extend([";".into(), "capture-pane".into(), "-t".into(), pane.into()]);
             args.extend(c.iter().cloned());
@@ -176,8 +185,13 @@ impl Tap {
             Some(i) => (&out[..i], out[i + 1..].to_vec()),
             None => (&out[..], Vec::new()),
         };
-        if first != b"1" {
-            bail!("tmux did not start the pipe of pane {pane}");
+        if first == b"1" && !replace {
+            // A user piped the pane between the two commands: our pipe-pane
+            // did nothing; take back the mark (nobody read it: the lock).
+            let cond = format!("#{{==:#{{@ctb-relay}},{mark}}}");
+            let unset = format!("set-option -p -u -t {pane} @ctb-relay");
+            let _ = server.run_async(["if-shell", "-F", "-t", pane, &cond, &unset]).await;
+            return Err(not_ours(pane));
         }
         // The relay is starting; what the pane prints from now on waits
         // in the pipe. The hello is awaited on the first read, so a
