@@ -22,7 +22,7 @@ fn relays(s: &TmuxServer) -> Vec<u32> {
         .into_iter()
         .filter(|&p| {
             let a = proc_args(p);
-            a.iter().any(|x| x == "pane-relay") && a.iter().any(|x| *x == sock) && pid_alive(p)
+            a.iter().any(|x| x == "pane-relay") && a.contains(&sock) && pid_alive(p)
         })
         .collect()
 }
