@@ -174,6 +174,32 @@ fn check_batch<'a>(spec: &Spec, lines: impl Iterator<Item = &'a str> + Clone) ->
     first_match
 }
 
+/// Whether the pane shows its alternate screen now.
+async fn alternate_on(server: &Server, pane: &str) -> bool {
+    server.run_async(["display-message", "-p", "-t", pane, "#{alternate_on}"]).await.is_ok_and(|o| o.starts_with(b"1"))
+}
+
+/// The alternate-screen state the last switch in `bytes` leaves (xterm's
+/// `CSI ? 1049/1047/47 h` on, `l` off), if `bytes` has one.
+fn alternate_switch(bytes: &[u8]) -> Option<bool> {
+    let mut last: Option<(usize, bool)> = None;
+    for (seq, on) in [
+        (&b"\x1b[?1049h"[..], true),
+        (b"\x1b[?1047h", true),
+        (b"\x1b[?47h", true),
+        (b"\x1b[?1049l", false),
+        (b"\x1b[?1047l", false),
+        (b"\x1b[?47l", false),
+    ] {
+        if let Some(i) = bytes.windows(seq.len()).rposition(|w| w == seq) {
+            if last.is_none_or(|(j, _)| i > j) {
+                last = Some((i, on));
+            }
+        }
+    }
+    last.map(|(_, on)| on)
+}
+
 /// A deadline future (never, without one).
 async fn until(deadline: Option<Instant>) {
     match deadline {
@@ -223,6 +249,10 @@ pub async fn wait_for(
     // the first line holding each typed line (in order) is skipped, and
     // the unfinished line is not searched while an echo is still due.
     let mut echo = spec.echo.iter().filter(|e| !e.trim().is_empty()).peekable();
+    // A full-screen program (the alternate screen) draws with cursor
+    // moves, not lines: while it is on, what is visible is searched,
+    // captured again each time the pane prints.
+    let mut alt = alternate_on(server, pane).await;
     loop {
         let quiet_at = spec.quiet.map(|q| last_output + q);
         let ev = tokio::select! {
@@ -234,6 +264,15 @@ pub async fn wait_for(
             Ok(Event::Data(bytes)) => {
                 last_output = Instant::now();
                 let pieces = lines.push(&bytes);
+                alt = alternate_switch(&bytes).unwrap_or(alt);
+                if alt {
+                    let Ok(shot) = server.run_async(["capture-pane", "-p", "-t", pane]).await else { continue };
+                    let text = super::text::strip(&shot);
+                    if let Some((o, line, m)) = check_batch(spec, text.lines()) {
+                        return Ok(done(w, o, Some(line), Some(m), Some("screen")));
+                    }
+                    continue;
+                }
                 let mut texts: Vec<&str> = Vec::new();
                 for p in &pieces {
                     if let Piece::Line(l) = p {
@@ -497,5 +536,42 @@ pub async fn pane_wait(
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_alternate_screen_switch_wins() {
+        assert_eq!(alternate_switch(b"plain"), None);
+        assert_eq!(alternate_switch(b"a\x1b[?1049hb"), Some(true));
+        assert_eq!(alternate_switch(b"\x1b[?1049h..\x1b[?1049l"), Some(false));
+        assert_eq!(alternate_switch(b"\x1b[?47l..\x1b[?1047h"), Some(true));
+    }
+
+    #[test]
+    fn stop_wins_over_a_match_in_the_same_output() {
+        let spec = Spec {
+            pattern: Some(Regex::new("ok").unwrap()),
+            stop: Some(Regex::new("fail").unwrap()),
+            quiet: None,
+            timeout: None,
+            echo: Vec::new(),
+        };
+        let got = check_batch(&spec, ["ok 1", "fail 2"].into_iter()).unwrap();
+        assert_eq!((got.0, got.1.as_str()), (Outcome::Stopped, "fail 2"));
+        let got = check_batch(&spec, ["x", "ok 1"].into_iter()).unwrap();
+        assert_eq!((got.0, got.1.as_str()), (Outcome::Matched, "ok 1"));
+    }
+
+    #[test]
+    fn run_text_keeps_the_command_and_hides_the_marker_bytes() {
+        let t = run_text(b"echo hi # c", "abc");
+        assert!(!t.contains(&0x1b), "the typed text never holds ESC");
+        let t = String::from_utf8(t).unwrap();
+        assert!(t.starts_with(" printf '\\033]7769;ctb;S;abc\\007';{ echo hi # c\n};"));
+        assert!(t.ends_with("\"$?\""));
     }
 }
