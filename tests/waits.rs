@@ -710,6 +710,48 @@ fn pane_stream_raw_is_lossless_20mb() {
     assert!(err.contains("pane-closed"), "{err}");
 }
 
+#[test]
+fn another_panes_wait_during_a_flood() {
+    let s = setup();
+    let data = s.runtime.join("flood.b64");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!("head -c 15000000 /dev/urandom | base64 > '{}'", data.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let script = format!("stty -echo; read go; cat '{}'; printf 'FLOOD''END\\n'; read x", data.display());
+    let p = pane(&s, "flood", &["sh", "-c", &script]);
+    let got_file = s.runtime.join("got.txt");
+    let mut stream = s
+        .ctb()
+        .args(["pane-stream", "s", &p])
+        .stdout(std::fs::File::create(&got_file).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    subscribed(&s, &p, 1);
+    let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "^OTHER$", "--new", "--timeout", "30"]);
+    type_line(&s, &p, "go");
+    until("the flood under way", Duration::from_secs(10), || {
+        std::fs::metadata(&got_file).map(|m| m.len()).unwrap_or(0) > 2_000_000
+    });
+    let t = Instant::now();
+    s.tmux_ok(&["send-keys", "-t", "%0", "echo OTH''ER", "Enter"]);
+    let sent = t.elapsed();
+    let d = finish(w, Duration::from_secs(30));
+    let flood_running = std::fs::read(&got_file).map(|b| !b.windows(8).any(|w| w == b"FLOODEND")).unwrap_or(true);
+    eprintln!(
+        "other pane during the flood: send-keys took {sent:?}, wait-for returned {:?} after it (flood still running: {flood_running})",
+        d.took
+    );
+    assert_outcome(&d, "matched", 0);
+    // The issue: within 50 ms, from the moment the keys are sent.
+    assert!(sent + d.took <= Duration::from_millis(50), "other pane's wait took {:?} + {:?}", sent, d.took);
+    let _ = stream.kill();
+    let _ = stream.wait();
+}
+
 fn strip_cr(b: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(b.len());
     for (i, &c) in b.iter().enumerate() {
