@@ -89,7 +89,7 @@ fn relays(s: &TmuxServer) -> Vec<u32> {
         .into_iter()
         .filter(|&p| {
             let a = proc_args(p);
-            a.iter().any(|x| x == "pane-relay") && a.iter().any(|x| *x == sock) && util::pid_alive(p)
+            a.iter().any(|x| x == "pane-relay") && a.contains(&sock) && util::pid_alive(p)
         })
         .collect()
 }
@@ -703,7 +703,11 @@ fn pane_stream_raw_is_lossless_20mb() {
     let got = std::fs::read(&got_file).unwrap();
     let got: Vec<u8> = strip_cr(&got);
     let end = b"STREAMEND\n";
-    assert!(got.ends_with(end), "stream does not end with the trailer: {:?}", String::from_utf8_lossy(&got[got.len().saturating_sub(200)..]));
+    assert!(
+        got.ends_with(end),
+        "stream does not end with the trailer: {:?}",
+        String::from_utf8_lossy(&got[got.len().saturating_sub(200)..])
+    );
     let body = &got[..got.len() - end.len()];
     assert_eq!(body.len(), want.len(), "byte count differs");
     assert!(body == want.as_slice(), "bytes differ at {:?}", body.iter().zip(&want).position(|(a, b)| a != b));
@@ -810,10 +814,8 @@ fn tail_mid_flow(s: &TmuxServer, p: &str) {
         }
     };
     let (nums, all) = tail_numbers(&rx, first + 3000);
-    let mut want = first + 1;
-    for n in &nums {
+    for (want, n) in (first + 1..).zip(&nums) {
         assert_eq!(*n, want, "gap or repeat after {}: {:?}", want - 1, &all[..all.len().min(40)]);
-        want += 1;
     }
     let _ = t.kill();
     let _ = t.wait();
@@ -973,6 +975,30 @@ fn unknown_pane_or_session_is_exit_1() {
         assert!(d.took < Duration::from_secs(2), "{args:?}: {:?}", d.took);
     }
     assert!(relays(&s).is_empty());
+}
+
+#[test]
+fn a_dead_pane_is_a_clean_error() {
+    let s = setup();
+    let p = pane(&s, "dead", &["sh", "-c", "echo last; exit 4"]);
+    let d = ctb(&s, &["pane-wait", "s", &p, "--timeout", "5"]);
+    assert_outcome(&d, "exited", 0);
+    until("pane dead", Duration::from_secs(5), || {
+        s.tmux_ok(&["display-message", "-p", "-t", &p, "#{pane_dead}"]) == "1"
+    });
+    for args in [
+        vec!["wait-for", "s", &p, "NEVER", "--timeout", "5"],
+        vec!["run", "s", &p, "--timeout", "5", "--", "true"],
+        vec!["pane-stream", "s", &p],
+        vec!["pane-exec", "s", &p, "x", "--wait-for", "x", "--timeout", "5"],
+    ] {
+        let d = ctb(&s, &args);
+        assert_eq!(d.code, 1, "{args:?}: {}", d.v);
+        assert_eq!(d.v["status"], "error", "{args:?}: {}", d.v);
+        assert!(d.took < Duration::from_secs(2), "{args:?}: {:?}", d.took);
+    }
+    assert!(relays(&s).is_empty());
+    assert_eq!(pane_pipe(&s, &p), "0");
 }
 
 #[test]
