@@ -20,7 +20,7 @@ use tokio::net::UnixStream;
 use super::frame::{self, Frame};
 use super::relay::{connect_abstract, listen_abstract, mark_value, relay_name, same_user};
 use crate::runtime::PaneLock;
-use crate::tmux::{literal, tmux_bin, Server, TmuxError};
+use crate::tmux::{tmux_bin, Server, TmuxError};
 
 /// How long a relay may take to start and say hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(5);
@@ -49,10 +49,6 @@ pub struct Tap {
     buf: Vec<u8>,
 }
 
-/// `#{pane_pipe}`, the pane's id and ctb's mark (`@ctb-relay`, see
-/// [`mark_value`]: `%N/...` naming the pane itself).
-const RELAY_STATE: &str = "#{pane_pipe} #{pane_id} #{@ctb-relay}";
-
 /// The error for a pane piped elsewhere.
 fn not_ours(pane: &str) -> anyhow::Error {
     anyhow!(
@@ -73,49 +69,32 @@ fn pane_number(pane: &str) -> Result<u32> {
     pane.strip_prefix('%').and_then(|n| n.parse().ok()).ok_or_else(|| anyhow!("not a pane id: {pane:?}"))
 }
 
-/// Quotes `s` for `sh -c` (single quotes).
-fn sh_quote(s: &[u8]) -> Vec<u8> {
-    let mut q = b"'".to_vec();
-    for &b in s {
-        if b == b'\'' {
-            q.extend_from_slice(b"'\\''");
-        } else {
-            q.push(b);
-        }
+/// `bytes` as a `sh` word made of printable ASCII only, with no `'`:
+/// `"$(printf "\057...")"` (octal escapes, which every POSIX `printf`
+/// reads). So the relay's command line can sit inside a single-quoted
+/// tmux command string whatever the paths hold, and holds no `#` for the
+/// format expander `pipe-pane` runs on it.
+fn sh_word(bytes: &[u8]) -> String {
+    let mut w = String::from("\"$(printf \"");
+    for b in bytes {
+        w.push_str(&format!("\\{b:03o}"));
     }
-    q.push(b'\'');
-    q
+    w.push_str("\")\"");
+    w
 }
 
-/// The `pipe-pane` command that starts the relay: a shell command line
-/// (every argument quoted for `sh`), then `#` escaped for tmux's format
-/// expander, which `pipe-pane` runs on its command.
-fn relay_command(server: &Server, pane: u32, hello: &str) -> Result<OsString> {
+/// The relay's command line (for `sh -c`, run by `pipe-pane`).
+fn relay_command(server: &Server, pane: u32, hello: &str) -> Result<String> {
     let exe = std::env::current_exe().context("finding ctb's own executable")?;
     let tmux = tmux_bin();
     let socket = server.socket_path();
-    let mut cmd = b"exec ".to_vec();
-    for (i, a) in [
-        exe.as_os_str().as_bytes(),
-        b"pane-relay",
-        b"--tmux",
-        tmux.as_bytes(),
-        b"--socket",
-        socket.as_os_str().as_bytes(),
-        b"--pane",
-        pane.to_string().as_bytes(),
-        b"--hello",
-        hello.as_bytes(),
-    ]
-    .iter()
-    .enumerate()
-    {
-        if i > 0 {
-            cmd.push(b' ');
-        }
-        cmd.extend_from_slice(&sh_quote(a));
-    }
-    Ok(literal(std::ffi::OsStr::from_bytes(&cmd)))
+    // `hello` is `ctb-hello/UID/PID/HEX`: safe as it is.
+    Ok(format!(
+        "exec {} pane-relay --tmux {} --socket {} --pane {pane} --hello {hello}",
+        sh_word(exe.as_os_str().as_bytes()),
+        sh_word(tmux.as_bytes()),
+        sh_word(socket.as_os_str().as_bytes()),
+    ))
 }
 
 /// A fresh name for a hello socket.
@@ -149,50 +128,35 @@ impl Tap {
             return Ok(Opened { tap, capture });
         }
         // No live relay: start one, unless the pane is piped elsewhere.
-        // Under the lock nobody else starts or stops this pane's relay, so
-        // "piped, and marked as ctb's relay" can only be a relay that died
-        // without cleaning up (killed): its pipe is replaced.
-        let out = server
-            .run_async(["display-message", "-p", "-t", pane, RELAY_STATE])
-            .await
-            .map_err(|e| pane_error(e, pane))?;
-        let text = String::from_utf8_lossy(&out);
-        let mut f = text.trim_end_matches('\n').splitn(3, ' ');
-        let (piped, id, marked) = (f.next() == Some("1"), f.next().unwrap_or_default(), f.next().unwrap_or_default());
-        // Only a mark naming this very pane counts (a value inherited
-        // from a window, session or global option does not).
-        let replace = piped && marked.starts_with(&format!("{id}/"));
-        if piped && !replace {
-            return Err(not_ours(pane));
-        }
+        // One tmux command decides and acts (`if-shell -F`: a format, no
+        // shell): a pane piped and not marked as ctb's relay is left alone;
+        // otherwise the pipe starts (replacing a pipe marked as ours: under
+        // the lock, that is a relay that died without cleaning up) and the
+        // pane is marked. (Not `pipe-pane -o`: tmux closes an existing
+        // pipe before it looks at -o.)
         let hello = hello_name();
         let listener = listen_abstract(hello.as_bytes()).context("binding a hello socket")?;
         let mark = mark_value(n, &hello);
+        let busy = format!("#{{&&:#{{pane_pipe}},#{{!=:#{{m:{pane}/*,#{{@ctb-relay}}}},1}}}}");
+        let start = format!(
+            "pipe-pane -O -t {pane} '{}' ; set-option -p -t {pane} @ctb-relay {mark}",
+            relay_command(server, n, &hello)?
+        );
         let mut args: Vec<OsString> =
-            ["display-message", "-p", "-t", pane, "#{pane_pipe}", ";", "pipe-pane"].map(OsString::from).to_vec();
-        if !replace {
-            // -o: a pipe opened meanwhile (by a user) is never replaced.
-            args.push("-o".into());
-        }
-        args.extend(["-O".into(), "-t".into(), pane.into(), relay_command(server, n, &hello)?]);
-        args.extend([";", "set-option", "-p", "-t", pane, "@ctb-relay", &mark].map(OsString::from));
+            ["if-shell", "-F", "-t", pane, &busy, "display-message -p ctb-piped", &start].map(OsString::from).to_vec();
+        args.extend([";", "display-message", "-p", "-t", pane, "ctb-pipe-#{pane_pipe}"].map(OsString::from));
         if let Some(c) = capture {
             args.extend([";".into(), "capture-pane".into(), "-t".into(), pane.into()]);
             args.extend(c.iter().cloned());
         }
         let out = server.run_async(args).await.map_err(|e| pane_error(e, pane))?;
-        let (first, rest) = match out.iter().position(|&b| b == b'\n') {
-            Some(i) => (&out[..i], out[i + 1..].to_vec()),
-            None => (&out[..], Vec::new()),
-        };
-        if first == b"1" && !replace {
-            // A user piped the pane between the two commands: our pipe-pane
-            // did nothing; take back the mark (nobody read it: the lock).
-            let cond = format!("#{{==:#{{@ctb-relay}},{mark}}}");
-            let unset = format!("set-option -p -u -t {pane} @ctb-relay");
-            let _ = server.run_async(["if-shell", "-F", "-t", pane, &cond, &unset]).await;
+        if out.starts_with(b"ctb-piped\n") {
             return Err(not_ours(pane));
         }
+        let Some(rest) = out.strip_prefix(b"ctb-pipe-1\n") else {
+            bail!("tmux did not start the pipe of pane {pane} ({:?})", String::from_utf8_lossy(&out));
+        };
+        let rest = rest.to_vec();
         // The relay is starting; what the pane prints from now on waits
         // in the pipe. The hello is awaited on the first read, so a
         // caller may type at once (the lock is held until then).

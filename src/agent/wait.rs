@@ -73,14 +73,23 @@ impl Fate {
 
 /// Asks tmux what became of `pane` (of session `session`).
 pub async fn pane_fate(server: &Server, pane: &str, session: SessionId) -> Fate {
-    let fmt = "#{pane_dead} S#{pane_dead_status} G#{pane_dead_signal}";
-    match server.run_async(["display-message", "-p", "-t", pane, fmt]).await {
+    // The pane's id is printed too: tmux 3.3a answers a missing pane
+    // with an empty line and success.
+    let fmt = "#{pane_id} #{pane_dead} S#{pane_dead_status} G#{pane_dead_signal}";
+    let answer = server.run_async(["display-message", "-p", "-t", pane, fmt]).await;
+    let answer = match answer {
+        Ok(out) if !out.starts_with(format!("{pane} ").as_bytes()) => {
+            Err(TmuxError::Failed { command: "display-message".into(), message: format!("can't find pane: {pane}") })
+        }
+        other => other,
+    };
+    match answer {
         Ok(out) => {
             let text = String::from_utf8_lossy(&out);
             let f: Vec<&str> = text.split_whitespace().collect();
-            if f.first() == Some(&"1") {
+            if f.get(1) == Some(&"1") {
                 let num = |s: Option<&&str>, p: char| s.and_then(|v| v.strip_prefix(p)).and_then(|v| v.parse().ok());
-                Fate::Exited { status: num(f.get(1), 'S'), signal: num(f.get(2), 'G') }
+                Fate::Exited { status: num(f.get(2), 'S'), signal: num(f.get(3), 'G') }
             } else {
                 Fate::Alive
             }
@@ -105,7 +114,10 @@ pub async fn fate_after_death(server: &Server, pane: &str, session: SessionId) -
     let mut delay = Duration::from_millis(1);
     loop {
         let f = pane_fate(server, pane, session).await;
-        if f != Fate::Alive || delay > Duration::from_millis(64) {
+        // Dead, but its status not yet collected (tmux marks the pane
+        // dead when its terminal closes, the status comes with SIGCHLD).
+        let pending = matches!(f, Fate::Alive | Fate::Exited { status: None, signal: None });
+        if !pending || delay > Duration::from_millis(64) {
             return f;
         }
         tokio::time::sleep(delay).await;

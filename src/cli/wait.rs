@@ -235,9 +235,16 @@ pub fn pane_wait(server: &Server, session: &OsStr, pane: &OsStr, timeout: Option
     };
     let r = resolved(command, &t);
     if t.pane.dead {
-        let fate = Fate::Exited { status: t.pane.exit_status, signal: t.pane.exit_signal };
-        let r = r.field("ended", "process").field("elapsed_ms", 0);
-        return finish(r, WaitOutcome::Exited, Some(fate), timeout, true);
+        let mut fate = Fate::Exited { status: t.pane.exit_status, signal: t.pane.exit_signal };
+        if t.pane.exit_status.is_none() && t.pane.exit_signal.is_none() {
+            // Dead a moment ago: its status may not be collected yet.
+            if let Ok(rt) = runtime() {
+                fate = rt.block_on(wait::fate_after_death(server, &t.pane.id, t.session));
+            }
+        }
+        let r = r.field("ended", "process").field("elapsed_ms", ms(started.elapsed()));
+        let outcome = fate.outcome();
+        return finish(r, outcome, Some(fate), timeout, outcome == WaitOutcome::Exited);
     }
     let go = async {
         let opened = Tap::open(server, &t.pane.id, None).await?;
