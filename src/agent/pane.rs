@@ -76,10 +76,11 @@ pub fn create(
     }
     // Without -d the new pane is its window's active pane, which a window
     // target of a pane option names (same command list: nothing between).
+    // `-F` puts that pane's id in the value (see tmux::LABEL_OPTION); the
+    // rest is hex, nothing to expand.
     if let Some(l) = label {
-        args.extend(
-            [";", "set-option", "-p", "-t", &window, tmux::LABEL_OPTION, &hex_encode(l.as_bytes())].map(OsString::from),
-        );
+        let value = format!("#{{pane_id}}:{}", hex_encode(l.as_bytes()));
+        args.extend([";", "set-option", "-p", "-F", "-t", &window, tmux::LABEL_OPTION, &value].map(OsString::from));
     }
     if named {
         args.extend([";", "select-layout", "-t", &window, layout].map(OsString::from));
@@ -344,44 +345,40 @@ pub fn kill(server: &Server, t: &PaneTarget, panes_in_session: usize) -> Result<
 /// Sets metadata `key` to `value` on the pane. The map lives in one pane
 /// option, replaced by compare-and-swap inside tmux (`if-shell -F` on the
 /// old value, no shell): concurrent setters never lose each other's keys.
+/// The first try compares with the value the resolution listed (one tmux
+/// call in all when nobody races); a lost race answers the current value.
 pub fn metadata_set(server: &Server, t: &PaneTarget, key: &[u8], value: &[u8]) -> Result<()> {
     if key.is_empty() {
         bail!("a metadata key must not be empty");
     }
     let id = &t.pane.id;
     // The map is rebuilt from the value compared, never from an older read.
-    let mut old = raw_meta(server, id)?;
-    let mut current = tmux::decode_meta(old.as_bytes());
+    let mut old = t.pane.meta_raw.clone();
     for _ in 0..100 {
+        let mut current = old.as_deref().map(|o| tmux::decode_meta(o.as_bytes())).unwrap_or_default();
         current.retain(|(k, _)| k != key);
         current.push((key.to_vec(), value.to_vec()));
         let new = tmux::encode_meta(&current);
-        // Both values are `[0-9a-f=.]` only: safe in a format and in a
-        // command string.
-        let cond = format!("#{{==:#{{{}}},{old}}}", tmux::META_OPTION);
-        let then = format!("set-option -p -t {id} {} {new}", tmux::META_OPTION);
+        // `old` and `new` are `[0-9a-f=.]` only and `id` is `%N`: safe in a
+        // format and, single-quoted, in a command string (a bare word
+        // starting with `%` would be a parser directive).
+        let cond = match &old {
+            Some(o) => format!("#{{==:#{{{}}},{id}:{o}}}", tmux::META_OPTION),
+            // No own value: whatever is there (nothing, inherited, not
+            // ctb's) is replaced, unless a value of its own appeared.
+            None => format!("#{{?{},0,1}}", tmux::OWN_META),
+        };
+        let then = format!("set-option -p -t {id} {} '{id}:{new}'", tmux::META_OPTION);
+        let other = format!("display-message -p -t {id} 'ctb-conflict M{}'", tmux::OWN_META);
         let out = server
-            .run(["if-shell", "-F", "-t", id, &cond, &then, "display-message -p ctb-conflict"])
+            .run(["if-shell", "-F", "-t", id, &cond, &then, &other])
             .map_err(|e| gone(e, &format!("pane {id}")))?;
-        if !out.windows(12).any(|w| w == b"ctb-conflict") {
+        let Some(now) = out.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"ctb-conflict M")) else {
             return Ok(());
-        }
-        old = raw_meta(server, id)?;
-        current = tmux::decode_meta(old.as_bytes());
+        };
+        old = tmux::strip_own(now, id).map(|m| String::from_utf8_lossy(m).into_owned());
     }
     bail!("metadata of pane {id} kept changing under ctb: not set")
-}
-
-/// The pane's `@ctb-meta` value as stored (hex and separators only).
-fn raw_meta(server: &Server, id: &str) -> Result<String> {
-    let out = server
-        .run(["display-message", "-p", "-t", id, &format!("#{{{}}}", tmux::META_OPTION)])
-        .map_err(|e| gone(e, &format!("pane {id}")))?;
-    let v = String::from_utf8_lossy(out.trim_ascii_end()).into_owned();
-    if !v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'=' || b == b'.') {
-        bail!("the {} option of pane {id} was not written by ctb", tmux::META_OPTION);
-    }
-    Ok(v)
 }
 
 /// Sets the pane's label (replacing any).
@@ -390,7 +387,7 @@ pub fn set_label(server: &Server, t: &PaneTarget, label: &[u8]) -> Result<()> {
         bail!("a label must not be empty");
     }
     server
-        .run(["set-option", "-p", "-t", &t.pane.id, tmux::LABEL_OPTION, &hex_encode(label)])
+        .run(["set-option", "-p", "-t", &t.pane.id, tmux::LABEL_OPTION, &format!("{}:{}", t.pane.id, hex_encode(label))])
         .map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
     Ok(())
 }
