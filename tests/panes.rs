@@ -284,7 +284,16 @@ fn keys_status_running_and_dead() {
     // A foreground job: it signals from inside its own process group.
     s.ok(&["pane-exec", "k", &id, "sh -c 'tmux wait-for -S started; exec sleep 60'"]);
     wait_channel(&s, "started");
-    let st = s.ok(&["pane-status", "k", "job"]);
+    // The job signals just before its `exec sleep`: wait (deadline) until
+    // the exec has happened; nothing notifies it.
+    let t = std::time::Instant::now();
+    let st = loop {
+        let st = s.ok(&["pane-status", "k", "job"]);
+        if st["pane_command"] == "sleep" || t.elapsed() > DEADLINE {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!((st["running"].as_bool(), st["pane_command"].as_str()), (Some(true), Some("sleep")), "{st}");
     // C-c ends it; the shell is idle again (it signals once back).
     s.ok(&["pane-keys", "k", &id, "C-c"]);
@@ -594,16 +603,17 @@ fn a_pane_dying_between_resolution_and_action_is_a_clean_error() {
     let keep = bystander(&s);
     // tmux runs an after-list-panes hook right after the listing ctb
     // resolves from, before its next command: the pane (or its whole
-    // session) is gone exactly between resolution and action.
+    // session) is gone exactly between resolution and action. The pane is
+    // named by its label: a `%N` with a plain session name takes the
+    // one-invocation path (no listing, nothing between), tested below.
     for whole_session in [false, true] {
-        for args in actions("P") {
+        for args in actions("target") {
             s.ok(&["session-create", "--no-watch", "victim", "--", "cat"]);
             let v = s.ok(&["pane-create", "victim", "target", "--", "cat"]);
             let p = v["pane_id"].as_str().unwrap().to_owned();
             let sid = v["session_id"].as_str().unwrap().to_owned();
             let kill = if whole_session { format!("kill-session -t {sid}") } else { format!("kill-pane -t {p}") };
             s.tmux_ok(&["set-hook", "-g", "after-list-panes", &kill]);
-            let args: Vec<String> = args.into_iter().map(|a| if a == "P" { p.clone() } else { a }).collect();
             let mut full = vec![args[0].clone(), "victim".to_owned()];
             full.extend(args[1..].iter().cloned());
             let child = s.ctb().args(&full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -613,6 +623,14 @@ fn a_pane_dying_between_resolution_and_action_is_a_clean_error() {
             assert!(!ok || args[0] == "pane-status", "{full:?} succeeded on a pane killed before it acted");
             assert!(!s.tmux().args(["has-session", "-t", &p]).stderr(Stdio::null()).status().unwrap().success());
             if !whole_session {
+                // The one-invocation path on a pane that is gone: the
+                // same clean error.
+                for a in actions(&p) {
+                    let mut full = vec![a[0].clone(), "victim".to_owned()];
+                    full.extend(a[1..].iter().cloned());
+                    let child = s.ctb().args(&full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+                    assert!(!settled(&format!("{full:?}"), child), "{full:?} succeeded on a killed pane");
+                }
                 s.ok(&["session-kill", "victim"]);
             }
             assert_eq!(listed(&s, "keep"), keep, "the bystander session changed ({full:?})");

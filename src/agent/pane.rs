@@ -3,7 +3,7 @@
 //! ([`crate::tmux::resolve_pane`]) and then addresses the pane by id.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -129,15 +129,20 @@ const CHUNK: usize = 4_000;
 /// its program. One tmux invocation unless the text is over about 12 kB.
 /// Returns the number of tmux invocations used.
 pub fn exec(server: &Server, t: &PaneTarget, text: &[u8], enter: bool) -> Result<usize> {
-    let id = &t.pane.id;
     refuse_dead(t)?;
+    send(server, t, exec_cmds(&t.pane.id, text, enter), text.len())
+}
+
+/// The tmux commands [`exec`] runs (arguments as given: the argv path
+/// escapes them with [`tmux_arg`], the guarded path quotes them).
+fn exec_cmds(id: &str, text: &[u8], enter: bool) -> Vec<Vec<OsString>> {
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     let lines: Vec<&[u8]> = if text.is_empty() { Vec::new() } else { body.split(|&b| b == b'\n').collect() };
     let mut cmds: Vec<Vec<OsString>> = vec![["copy-mode", "-q", "-t", id].map(OsString::from).to_vec()];
     for (i, line) in lines.iter().enumerate() {
         for chunk in chunks(line, CHUNK) {
             let mut c: Vec<OsString> = ["send-keys", "-t", id, "-l", "--"].map(OsString::from).to_vec();
-            c.push(tmux_arg(OsStr::from_bytes(chunk)));
+            c.push(OsStr::from_bytes(chunk).to_owned());
             cmds.push(c);
         }
         if enter || i + 1 < lines.len() {
@@ -147,12 +152,19 @@ pub fn exec(server: &Server, t: &PaneTarget, text: &[u8], enter: bool) -> Result
     if lines.is_empty() && enter {
         cmds.push(["send-keys", "-t", id, "Enter"].map(OsString::from).to_vec());
     }
-    send(server, t, cmds, text.len())
+    cmds
 }
 
 /// Sends tmux key names (validated first: an unknown name is an error and
 /// nothing is sent), after leaving any mode.
 pub fn keys(server: &Server, t: &PaneTarget, keys: &[OsString]) -> Result<usize> {
+    check_keys(keys)?;
+    refuse_dead(t)?;
+    send(server, t, keys_cmds(&t.pane.id, keys), 0)
+}
+
+/// Refuses an empty list or an unknown key name.
+pub fn check_keys(keys: &[OsString]) -> Result<()> {
     if keys.is_empty() {
         bail!("no key given");
     }
@@ -161,11 +173,13 @@ pub fn keys(server: &Server, t: &PaneTarget, keys: &[OsString]) -> Result<usize>
     if !bad.is_empty() {
         bail!("unknown key name{} {:?}: nothing was sent (key names: Enter, Escape, C-c, M-x, Up, F1, a single character; text goes to pane-exec)", if bad.len() > 1 { "s" } else { "" }, bad);
     }
-    refuse_dead(t)?;
-    let mut c: Vec<OsString> = ["send-keys", "-t", &t.pane.id, "--"].map(OsString::from).to_vec();
-    c.extend(keys.iter().map(|k| tmux_arg(k)));
-    let cmds = vec![["copy-mode", "-q", "-t", &t.pane.id].map(OsString::from).to_vec(), c];
-    send(server, t, cmds, 0)
+    Ok(())
+}
+
+fn keys_cmds(id: &str, keys: &[OsString]) -> Vec<Vec<OsString>> {
+    let mut c: Vec<OsString> = ["send-keys", "-t", id, "--"].map(OsString::from).to_vec();
+    c.extend(keys.iter().cloned());
+    vec![["copy-mode", "-q", "-t", id].map(OsString::from).to_vec(), c]
 }
 
 fn refuse_dead(t: &PaneTarget) -> Result<()> {
@@ -192,6 +206,7 @@ fn send(server: &Server, t: &PaneTarget, mut cmds: Vec<Vec<OsString>>, total: us
     let mut batches: Vec<Vec<OsString>> = vec![Vec::new()];
     let mut size = 0;
     for c in cmds {
+        let c: Vec<OsString> = c.iter().map(|a| tmux_arg(a)).collect();
         let n: usize = c.iter().map(|a| a.len() + 1).sum::<usize>() + 2;
         let cur = batches.last_mut().expect("one batch at least");
         if !cur.is_empty() && size + n > INVOCATION_BUDGET {
@@ -247,7 +262,13 @@ fn chunks(b: &[u8], n: usize) -> Vec<&[u8]> {
 /// lines of the screen dropped). `escapes` keeps colours and attributes
 /// (`-e`), `join` joins wrapped lines (`-J`).
 pub fn capture(server: &Server, t: &PaneTarget, lines: u32, escapes: bool, join: bool) -> Result<Vec<u8>> {
-    let mut args: Vec<OsString> = ["capture-pane", "-p", "-t", &t.pane.id].map(OsString::from).to_vec();
+    let args = capture_cmd(&t.pane.id, lines, escapes, join);
+    let out = server.run(&args).map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    Ok(last_lines(&out, lines))
+}
+
+fn capture_cmd(id: &str, lines: u32, escapes: bool, join: bool) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["capture-pane", "-p", "-t", id].map(OsString::from).to_vec();
     args.extend(["-S".into(), format!("-{lines}").into()]);
     if escapes {
         args.push("-e".into());
@@ -255,13 +276,17 @@ pub fn capture(server: &Server, t: &PaneTarget, lines: u32, escapes: bool, join:
     if join {
         args.push("-J".into());
     }
-    let out = server.run(&args).map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    args
+}
+
+/// The last `lines` lines of a capture, trailing empty lines dropped.
+fn last_lines(out: &[u8], lines: u32) -> Vec<u8> {
     let mut all: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
     while all.last().is_some_and(|l| l.is_empty()) {
         all.pop();
     }
     let keep = all.len().saturating_sub(lines as usize);
-    Ok(all[keep..].join(&b'\n'))
+    all[keep..].join(&b'\n')
 }
 
 /// Lines of `text` matching `re`.
@@ -387,9 +412,170 @@ pub fn set_label(server: &Server, t: &PaneTarget, label: &[u8]) -> Result<()> {
         bail!("a label must not be empty");
     }
     server
-        .run(["set-option", "-p", "-t", &t.pane.id, tmux::LABEL_OPTION, &format!("{}:{}", t.pane.id, hex_encode(label))])
+        .run([
+            "set-option",
+            "-p",
+            "-t",
+            &t.pane.id,
+            tmux::LABEL_OPTION,
+            &format!("{}:{}", t.pane.id, hex_encode(label)),
+        ])
         .map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
     Ok(())
+}
+
+/// What an action does on the guarded path ([`guarded`]).
+pub enum Action<'a> {
+    Exec { text: &'a [u8], enter: bool },
+    Keys(&'a [OsString]),
+    Capture { lines: u32, escapes: bool, join: bool },
+    Kill,
+}
+
+/// What the guarded path did.
+pub struct Guarded {
+    pub target: PaneTarget,
+    /// What the action printed: the capture's last lines for `Capture`.
+    pub output: Vec<u8>,
+    /// `Kill`: the pane was its session's last (tmux closed the session).
+    pub session_closed: bool,
+}
+
+/// A session argument tmux stores and prints unchanged on every version
+/// (ASCII letters, digits, `_`, `-`, `+`), not a `$N` and not an anchor's
+/// name: one that [`guarded`] may compare with `#{session_name}`.
+fn plain_session(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b"_-+".contains(&b)) && !tmux::is_anchor_name(s)
+}
+
+/// `arg` (valid UTF-8) quoted for tmux's command parser: in single
+/// quotes nothing is special (`$`, `~`, `#`, `;`, `\`, newlines); a `'` is
+/// `'\''`.
+fn quote(arg: &OsStr) -> Vec<u8> {
+    let mut v = vec![b'\''];
+    for &b in arg.as_bytes() {
+        if b == b'\'' {
+            v.extend_from_slice(b"'\\''");
+        } else {
+            v.push(b);
+        }
+    }
+    v.push(b'\'');
+    v
+}
+
+/// The one-invocation path of a pane action when the pane is given as
+/// `%N` and the session by a plain name: tmux prints the pane's row, then
+/// runs the action (`if-shell -F`, no shell) only if the pane is in that
+/// session (`#{session_name}` of `-t %N`) and, for typing, alive. `None`
+/// when it does not apply or tmux did not run the action (another
+/// session, a dead pane, no such pane, no server...): the caller then
+/// resolves and acts as usual ([`crate::tmux::resolve_pane`]), which
+/// gives the exact answer or error. Nothing is done twice: the action
+/// runs either here or there.
+pub fn guarded(server: &Server, session: &OsStr, pane: &OsStr, action: &Action) -> Option<Result<Guarded>> {
+    let p = pane.as_bytes();
+    let digits = p.strip_prefix(b"%").filter(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))?;
+    if !plain_session(session.as_bytes()) {
+        return None;
+    }
+    let id = format!("%{}", String::from_utf8_lossy(digits));
+    let (cmds, alive): (Vec<Vec<OsString>>, bool) = match action {
+        Action::Exec { text, enter } => {
+            let mut c = exec_cmds(&id, text, *enter);
+            c.push(["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead}"].map(OsString::from).to_vec());
+            (c, true)
+        }
+        Action::Keys(k) => {
+            let mut c = keys_cmds(&id, k);
+            c.push(["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead}"].map(OsString::from).to_vec());
+            (c, true)
+        }
+        Action::Capture { lines, escapes, join } => (vec![capture_cmd(&id, *lines, *escapes, *join)], false),
+        Action::Kill => (vec![["kill-pane", "-t", &id].map(OsString::from).to_vec()], false),
+    };
+    // tmux's command parser reads UTF-8: invalid bytes lose their quoting
+    // (measured on 3.3a: the rest of the string was typed as text). Such
+    // text goes through argv only.
+    if cmds.iter().flatten().any(|a| a.to_str().is_none()) {
+        return None;
+    }
+    let mut then = Vec::new();
+    for (i, c) in cmds.iter().enumerate() {
+        if i > 0 {
+            then.extend_from_slice(b" ; ");
+        }
+        for (j, a) in c.iter().enumerate() {
+            if j > 0 {
+                then.push(b' ');
+            }
+            then.extend(quote(a));
+        }
+    }
+    if then.len() > INVOCATION_BUDGET {
+        return None;
+    }
+    // The session name is plain: nothing in it is special in a format.
+    let mut cond = format!("#{{==:#{{session_name}},{}}}", session.to_string_lossy());
+    if alive {
+        cond = format!("#{{&&:{cond},#{{==:#{{pane_dead}},0}}}}");
+    }
+    let row = format!("ctb-row #{{session_id}} #{{session_windows}} #{{window_panes}} {}", tmux::PANE_FORMAT);
+    let args: Vec<OsString> = vec![
+        "display-message".into(),
+        "-p".into(),
+        "-t".into(),
+        id.clone().into(),
+        row.into(),
+        ";".into(),
+        "if-shell".into(),
+        "-F".into(),
+        "-t".into(),
+        id.clone().into(),
+        cond.into(),
+        OsString::from_vec(then),
+        "display-message -p ctb-fallback".into(),
+    ];
+    let out = {
+        let _gate = match action {
+            Action::Kill => Some(AttachGate::mutation(&server.socket_path()).ok()?),
+            _ => None,
+        };
+        match server.run(&args) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::debug!(%e, "guarded pane action not run: resolving");
+                return None;
+            }
+        }
+    };
+    let (first, rest) = match out.iter().position(|&b| b == b'\n') {
+        Some(n) => (&out[..n], &out[n + 1..]),
+        None => (&out[..], &b""[..]),
+    };
+    if rest.starts_with(b"ctb-fallback") {
+        return None;
+    }
+    Some((|| {
+        let mut f = first.strip_prefix(b"ctb-row ").context("tmux did not print the pane")?.splitn(4, |&b| b == b' ');
+        let sid = f.next().and_then(tmux_control::SessionId::from_bytes).context("no session id")?;
+        let num = |b: Option<&[u8]>| b.and_then(|b| std::str::from_utf8(b).ok()?.parse::<u32>().ok());
+        let windows = num(f.next()).context("no window count")?;
+        let panes = num(f.next()).context("no pane count")?;
+        let row = f.next().and_then(tmux::PaneRow::parse).context("tmux printed the pane in an unexpected format")?;
+        let target = PaneTarget { session: sid, session_name: session.as_bytes().to_vec(), pane: row };
+        let mut g = Guarded { target, output: Vec::new(), session_closed: false };
+        match action {
+            Action::Exec { .. } | Action::Keys(_) => {
+                if rest.trim_ascii() != b"ctb-dead 0" {
+                    bail!("pane {id} died while the input was sent: it may not have arrived");
+                }
+            }
+            Action::Capture { lines, .. } => g.output = last_lines(rest, *lines),
+            Action::Kill => g.session_closed = windows <= 1 && panes <= 1,
+        }
+        Ok(g)
+    })())
 }
 
 #[cfg(test)]
