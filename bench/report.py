@@ -29,6 +29,7 @@ def stats_us(xs):
     return {
         "n": len(xs),
         "median_ms": ms(pct(xs, 50)),
+        "p90_ms": ms(pct(xs, 90)),
         "p95_ms": ms(pct(xs, 95)),
         "p99_ms": ms(pct(xs, 99)),
         "mean_ms": ms(sum(xs) / len(xs)),
@@ -165,6 +166,18 @@ def main():
     if sc["cold"] and sc["bare_tmux_new_session_no_daemon"]:
         sc["cold_over_bare"] = round(sc["cold"]["median_ms"] / sc["bare_tmux_new_session_no_daemon"]["median_ms"], 2)
 
+    # 7. pane commands vs bare tmux
+    calls = {d["command"]: d["tmux_calls"] for d in by["pane_tmux_calls"] if isinstance(d, dict)}
+    panes = {}
+    for name in PANE_COMMANDS:
+        tag = name.replace("pane-", "").replace("-", "_")
+        c, b = stats_us(samples(f"pane_{tag}_ctb")), stats_us(samples(f"pane_{tag}_bare"))
+        if not c or not b:
+            continue
+        panes[name] = {"ctb": c, "bare": b, "ratio_of_medians": round(c["median_ms"] / b["median_ms"], 2),
+                       "ratio_of_p90": round(c["p90_ms"] / b["p90_ms"], 2), "ctb_tmux_calls": calls.get(name)}
+    res["pane_commands"] = panes
+
     res["loadavg_by_section"] = {d["section"]: d["loadavg"] for d in by["load"]}
 
     # 6. parser
@@ -188,6 +201,8 @@ def main():
         ("reconcile at 1000 sessions <= 5 ms (median)", g("scale", "1000", "reconcile", "median_ms"), lambda v: v <= 5, "ms"),
         ("warm session-create <= 1.3x bare tmux new-session -d", g("session_create", "warm_over_bare"), lambda v: v <= 1.3, "x"),
     ]
+    for name, p in panes.items():
+        targets.append((f"{name} <= 1.3x bare tmux (medians)", p["ratio_of_medians"], lambda v: v <= 1.3, "x"))
     res["targets"] = [
         {"target": t, "value": v, "unit": u, "met": (None if v is None else bool(ok(v)))} for t, v, ok, u in targets
     ]
@@ -209,6 +224,23 @@ def main():
     if failures:
         print(f"\n{len(failures)} failed attempt(s), retried: " + "; ".join(
             f"{x['where']}: {x['error'][:120].strip()}" for x in failures[:8]))
+
+
+# The pane commands section 7 times, with the bare tmux invocation each
+# is compared with (bench/run.sh's time_pair calls).
+PANE_COMMANDS = {
+    "pane-create": "split-window -P -F … cat ; set-option -p @ctb-label … ; select-layout tiled",
+    "pane-list": "list-panes -s -F <13 fields>",
+    "pane-find": "list-panes -s -F '#{pane_id} #{@ctb-label}'",
+    "pane-count": "list-panes -s -F x",
+    "pane-exec": "send-keys -l TEXT ; send-keys Enter",
+    "pane-keys": "send-keys Escape",
+    "pane-capture": "capture-pane -p -S -20",
+    "pane-status": "display-message -p '#{pane_pid} #{pane_current_command} …'",
+    "pane-metadata-set": "set-option -p @ctb-bench V",
+    "pane-metadata-get": "show-options -p -v @ctb-meta",
+    "pane-kill": "kill-pane",
+}
 
 
 def _get(d, path):
@@ -301,6 +333,20 @@ def markdown(res, big):
             "", "", f"ratio {f(p.get('ratio'))}")
     else:
         add("parser throughput", p.get("skipped", "n/a"), "", "", "")
+    if m.get("only") == "panes":
+        rows = []  # BENCH_ONLY=panes: the other sections did not run
+    pc = g("pane_commands") or {}
+    if pc:
+        rows.append("")
+        rows.append("| pane command (bare tmux doing the same work) | ctb median / p90 | bare tmux median / p90 | "
+                    "ratio of medians (p90s) | ctb's tmux calls | ≤ 1.3x |")
+        rows.append("|---|---|---|---|---|---|")
+        for name, p in pc.items():
+            c, b = p["ctb"], p["bare"]
+            add(f"`{name}` (`{PANE_COMMANDS[name]}`)", f"{f(c['median_ms'], 'ms')} / {f(c['p90_ms'], 'ms')}",
+                f"{f(b['median_ms'], 'ms')} / {f(b['p90_ms'], 'ms')}",
+                f"{f(p['ratio_of_medians'], 'x')} ({f(p['ratio_of_p90'], 'x')})", f(p.get("ctb_tmux_calls")),
+                mk(f"{name} <= 1.3x bare tmux (medians)"))
     head = (f"{m.get('cpu')}, {m.get('nproc')} cores, kernel {m.get('kernel')}, {m.get('tmux')}, "
             f"ctb {str(m.get('ctb_commit'))[:10]}{' (dirty worktree)' if m.get('ctb_worktree_dirty') else ''}"
             f"{', BENCH_QUICK' if m.get('quick') else ''}, nice {m.get('nice')}, load average {m.get('loadavg_start')} at start, "

@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh            # full run (< 10 minutes)
 #   BENCH_QUICK=1 bash bench/run.sh   # smoke run (< 1 minute)
+#   BENCH_ONLY=panes bash bench/run.sh   # only section 7 (pane commands)
 #
 # Prints a markdown table and writes bench/results/<UTC timestamp>.json and
 # bench/results/latest.json. Every measurement runs on a private tmux server
@@ -25,11 +26,14 @@ export TMUX_BIN=${TMUX_BIN:-tmux}
 
 if [[ $QUICK ]]; then
     CTE_RUNS=10 CTE_BASE_RUNS=5 EVENT_RUNS=10 IDLE_SECONDS=5 SIZES="1 100"
-    RECONCILE_RUNS=5 SIZE_CREATE_RUNS=3 CREATE_RUNS=5
+    RECONCILE_RUNS=5 SIZE_CREATE_RUNS=3 CREATE_RUNS=5 PANE_RUNS=10
 else
     CTE_RUNS=50 CTE_BASE_RUNS=20 EVENT_RUNS=50 IDLE_SECONDS=60 SIZES="1 100 1000"
-    RECONCILE_RUNS=20 SIZE_CREATE_RUNS=10 CREATE_RUNS=40
+    RECONCILE_RUNS=20 SIZE_CREATE_RUNS=10 CREATE_RUNS=40 PANE_RUNS=40
 fi
+PANE_RUNS=${BENCH_PANE_RUNS:-$PANE_RUNS}
+# BENCH_ONLY=panes: section 7 alone (the other sections' rows say n/a).
+ONLY=${BENCH_ONLY:-}
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 # section N TEXT: logs a section's start and records the load average then.
@@ -162,6 +166,7 @@ create_watched() {
 random_phase() { printf '0.%03d' $((RANDOM % 1000)); }
 
 # ---------------------------------------------------------------------------
+if [[ $ONLY != panes ]]; then # sections 1 to 6
 section 1 "1. close-to-exit latency: ctb daemon ($CTE_RUNS runs, server exits with the session)"
 # cte_ctb TAG KEEPER RUNS: session-create, then time the kill to the
 # daemon's exit; KEEPER=1 keeps the server up with an unwatched session.
@@ -413,6 +418,84 @@ else
     log "6. parser throughput: skipped (parser/examples/throughput.rs does not exist yet)"
     rec parser '{"skipped":"parser/examples/throughput.rs does not exist"}'
 fi
+fi # sections 1 to 6
+
+# ---------------------------------------------------------------------------
+section 7 "7. pane commands vs the bare tmux invocation doing the same work ($PANE_RUNS runs each, interleaved)"
+# Every pair is timed by the probe (spawn to exit), ctb and bare tmux
+# alternating, on one server with a session `p` of 3 panes running `cat`
+# (a bash pane's prompt would compete for the CPUs). Setup and cleanup of
+# a sample (the pane pane-kill kills, removing the pane pane-create made)
+# are not timed.
+# time_pair TAG CTB_ARGS... -- TMUX_ARGS...: one sample of each, retried
+# (3 tries) if a command fails; the probe's JSON goes to pane_TAG_ctb /
+# pane_TAG_bare. After it, CREATED holds what each one printed.
+time_pair() {
+    local tag=$1 try r side args=() ctb_args=() bare_args=()
+    shift
+    while [[ $1 != -- ]]; do ctb_args+=("$1"); shift; done
+    shift
+    bare_args=("$@")
+    CREATED=()
+    for side in ctb bare; do
+        if [[ $side == ctb ]]; then args=("$CTB" -L "$SOCK" -f /dev/null "${ctb_args[@]}"); else args=(tmux -L "$SOCK" -f /dev/null "${bare_args[@]}"); fi
+        for try in 1 2 3; do
+            r=$(probe time -- "${args[@]}" 2>&1) || true
+            if ok "$r" && [[ $r == *'"status":0'* ]]; then
+                rec "pane_${tag}_$side" "$r"
+                CREATED+=("$r")
+                break
+            fi
+            fail "pane $tag $side" "$r"
+        done
+    done
+}
+# new_pane: a pane of `p` running cat (not timed); prints its id.
+new_pane() { tm split-window -d -t "$WIN" -P -F '#{pane_id}' cat \; select-layout -t "$WIN" tiled; }
+# pane_of TEXT: the first %N in TEXT (a pane id in a probe's JSON).
+pane_of() { [[ $1 =~ (%[0-9]+) ]] && echo "${BASH_REMATCH[1]}"; }
+new_socket
+tm new-session -d -s p -x 200 -y 60 cat
+WIN=$(tm display-message -p -t '=p:' '#{window_id}')
+W=$(ctb pane-create p worker -- cat)
+W=$(pane_of "${W#*pane_id}")
+tm split-window -d -t "$WIN" cat
+PANE_FMT='#{pane_id} #{pane_index} #{window_id} #{pane_pid} #{pane_dead} #{pane_dead_status} #{pane_width} #{pane_height} #{@ctb-label} #{@ctb-meta} #{pane_title}'
+ctb pane-metadata-set p "$W" k v >/dev/null
+for ((i = 1; i <= PANE_RUNS; i++)); do
+    # pane-create: split, label, layout (one tmux invocation either way).
+    time_pair create pane-create p "new$i" -- \
+        split-window -t "$WIN" -P -F '#{pane_id} #{pane_index}' cat \; set-option -p @ctb-label "new$i" \; select-layout -t "$WIN" tiled
+    for r in "${CREATED[@]}"; do
+        # The JSON's stdout field holds the new pane's id: remove it.
+        p=$(pane_of "${r#*stdout}") && tm kill-pane -t "$p" 2>/dev/null || true
+    done
+    time_pair list pane-list p -- list-panes -s -t '=p' -F "$PANE_FMT"
+    time_pair find pane-find p worker -- list-panes -s -t '=p' -F '#{pane_id} #{@ctb-label}'
+    time_pair count pane-count p -- list-panes -s -t '=p' -F x
+    time_pair exec pane-exec p "$W" "hello $i" -- send-keys -t "$W" -l "hello $i" \; send-keys -t "$W" Enter
+    time_pair keys pane-keys p "$W" Escape -- send-keys -t "$W" Escape
+    time_pair capture pane-capture p "$W" 20 -- capture-pane -p -t "$W" -S -20
+    time_pair status pane-status p "$W" -- display-message -p -t "$W" '#{pane_pid} #{pane_current_command} #{pane_dead} #{pane_dead_status}'
+    time_pair metadata_set pane-metadata-set p "$W" k "v$i" -- set-option -p -t "$W" @ctb-bench "v$i"
+    time_pair metadata_get pane-metadata-get p "$W" k -- show-options -p -v -t "$W" @ctb-meta
+    # pane-kill: a fresh pane for each side (made and laid out untimed).
+    K1=$(new_pane) K2=$(new_pane)
+    time_pair kill pane-kill p "$K1" -- kill-pane -t "$K2"
+done
+# How many tmux invocations each ctb command makes (strace, one run each).
+if command -v strace >/dev/null; then
+    K1=$(new_pane)
+    for c in "pane-create p counted -- cat" "pane-list p" "pane-find p worker" "pane-count p" "pane-exec p $W hi" \
+        "pane-keys p $W Escape" "pane-capture p $W 20" "pane-status p $W" "pane-metadata-set p $W k v" \
+        "pane-metadata-get p $W k" "pane-kill p $K1"; do
+        # shellcheck disable=SC2086
+        strace -f -qq -z -e trace=execve -e signal=none -o "$WORK/strace-pane" "$CTB" -L "$SOCK" -f /dev/null $c >/dev/null 2>&1 || true
+        n=$(grep -c 'execve("[^"]*/tmux"' "$WORK/strace-pane" || true)
+        rec pane_tmux_calls "{\"command\":\"${c%% *}\",\"tmux_calls\":$n}"
+    done
+fi
+reset_socket
 
 # ---------------------------------------------------------------------------
 mkdir -p bench/results
@@ -438,7 +521,9 @@ print(json.dumps({
     "loadavg_end": open("/proc/loadavg").read().split(" ")[:3],
     "runs": {"close_to_exit": $CTE_RUNS, "close_to_exit_baseline": $CTE_BASE_RUNS, "event": $EVENT_RUNS,
              "idle_seconds": $IDLE_SECONDS, "sizes": [int(x) for x in "$SIZES".split()],
-             "reconcile": $RECONCILE_RUNS, "size_session_create": $SIZE_CREATE_RUNS, "session_create": $CREATE_RUNS},
+             "reconcile": $RECONCILE_RUNS, "size_session_create": $SIZE_CREATE_RUNS, "session_create": $CREATE_RUNS,
+             "pane_commands": $PANE_RUNS},
+    "only": "$ONLY" or None,
 }))
 EOF
 )

@@ -284,7 +284,16 @@ fn keys_status_running_and_dead() {
     // A foreground job: it signals from inside its own process group.
     s.ok(&["pane-exec", "k", &id, "sh -c 'tmux wait-for -S started; exec sleep 60'"]);
     wait_channel(&s, "started");
-    let st = s.ok(&["pane-status", "k", "job"]);
+    // The job signals just before its `exec sleep`: wait (deadline) until
+    // the exec has happened; nothing notifies it.
+    let t = std::time::Instant::now();
+    let st = loop {
+        let st = s.ok(&["pane-status", "k", "job"]);
+        if st["pane_command"] == "sleep" || t.elapsed() > DEADLINE {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!((st["running"].as_bool(), st["pane_command"].as_str()), (Some(true), Some("sleep")), "{st}");
     // C-c ends it; the shell is idle again (it signals once back).
     s.ok(&["pane-keys", "k", &id, "C-c"]);
@@ -459,4 +468,215 @@ fn killing_the_last_pane_of_a_watched_session_closes_it() {
     let k = s.ok(&["pane-kill", "solo", "0"]);
     assert_eq!(k["session_closed"], true, "{k}");
     assert!(util::wait_pid(pid, DEADLINE), "the daemon did not stop after its last session closed");
+}
+
+/// Pane ids, labels and metadata of session `sess`, as `pane-list` says.
+fn listed(s: &TmuxServer, sess: &str) -> Vec<(String, Value, Value)> {
+    let l = s.ok(&["pane-list", sess]);
+    l["panes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["pane_id"].as_str().unwrap().to_owned(), p["label"].clone(), p["metadata"].clone()))
+        .collect()
+}
+
+#[test]
+fn labels_and_metadata_set_above_the_pane_are_not_inherited() {
+    let s = TmuxServer::new();
+    session(&s, "i");
+    let real = s.ok(&["pane-create", "i", "real"])["pane_id"].as_str().unwrap().to_owned();
+    s.ok(&["pane-metadata-set", "i", &real, "k", "v"]);
+    let other = s.ok(&["pane-create", "i"])["pane_id"].as_str().unwrap().to_owned();
+    // The real pane's stored values, copied above it: were they inherited,
+    // every pane would carry them.
+    let real_label = s.tmux_ok(&["show-options", "-p", "-v", "-t", &real, "@ctb-label"]);
+    let real_meta = s.tmux_ok(&["show-options", "-p", "-v", "-t", &real, "@ctb-meta"]);
+    let ghost = "67686f7374"; // hex of "ghost", as ctb stored labels before
+    let values = [
+        ("@ctb-label", real_label.as_str()),
+        ("@ctb-label", ghost),
+        ("@ctb-label", "has spaces\nand a newline"),
+        ("@ctb-meta", real_meta.as_str()),
+        ("@ctb-meta", "6b=67686f7374"),
+        ("@ctb-meta", "x y,}#{z}\nw"),
+    ];
+    let levels: [&[&str]; 3] = [&["-g"], &["-t", "i"], &["-w", "-t", "i:"]];
+    for level in levels {
+        for (opt, val) in values {
+            let mut args = vec!["set-option"];
+            args.extend_from_slice(level);
+            args.extend([opt, val]);
+            s.tmux_ok(&args);
+            let panes = listed(&s, "i");
+            assert_eq!(panes.len(), 3, "{panes:?}");
+            for (id, label, meta) in &panes {
+                if *id == real {
+                    assert_eq!((label.as_str(), &meta["k"]), (Some("real"), &Value::from("v")), "{level:?} {opt}");
+                    assert_eq!(meta.as_object().unwrap().len(), 1, "{level:?} {opt} {val:?}: {meta}");
+                } else {
+                    assert!(label.is_null(), "{level:?} {opt} {val:?}: pane {id} got label {label}");
+                    assert_eq!(meta, &serde_json::json!({}), "{level:?} {opt} {val:?}: pane {id}");
+                }
+            }
+            assert_eq!(s.ok(&["pane-find", "i", "real"])["pane_id"], real.as_str());
+            assert!(err(&s, &["pane-find", "i", "ghost"]).contains("no pane labelled"));
+            assert_eq!(s.ok(&["pane-count", "i"])["count"], 3);
+        }
+    }
+    // With every level set: targets by label, metadata reads and writes.
+    assert_eq!(s.ok(&["pane-status", "i", "real"])["pane_id"], real.as_str());
+    assert!(s.ok(&["pane-status", "i", &other])["label"].is_null());
+    assert!(err(&s, &["pane-metadata-get", "i", &other, "k"]).contains("no metadata key"));
+    assert_eq!(s.ok(&["pane-metadata-list", "i", &other])["metadata"], serde_json::json!({}));
+    s.ok(&["pane-metadata-set", "i", &other, "own", "1"]);
+    assert_eq!(s.ok(&["pane-metadata-list", "i", &other])["metadata"], serde_json::json!({"own": "1"}));
+    s.ok(&["pane-metadata-set", "i", "real", "k2", "v2"]);
+    assert_eq!(s.ok(&["pane-metadata-list", "i", "real"])["metadata"], serde_json::json!({"k": "v", "k2": "v2"}));
+    // New panes: labelled only when asked, and found.
+    let late = s.ok(&["pane-create", "i", "late"])["pane_id"].as_str().unwrap().to_owned();
+    s.ok(&["pane-create", "i"]);
+    assert_eq!(s.ok(&["pane-find", "i", "late"])["pane_id"], late.as_str());
+    let labels: Vec<Value> = listed(&s, "i").into_iter().map(|(_, l, _)| l).filter(|l| !l.is_null()).collect();
+    assert_eq!(labels, vec![Value::from("real"), Value::from("late")]);
+    // pane-label relabels; the inherited values still do not count.
+    s.ok(&["pane-label", "i", &other, "mine"]);
+    assert_eq!(s.ok(&["pane-find", "i", "mine"])["pane_id"], other.as_str());
+}
+
+/// Waits (deadline) for a ctb child and checks its answer: success, or a
+/// JSON error with exit status 1; never a panic, never a hang.
+fn settled(what: &str, child: std::process::Child) -> bool {
+    let pid = child.id();
+    if !util::wait_pid(pid, DEADLINE) {
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} hung (no answer within {DEADLINE:?})");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{what} panicked: {stderr}");
+    let v = parse_line(&out);
+    match out.status.code() {
+        Some(0) => {
+            assert_eq!(v["status"], "success", "{what}: {v}");
+            true
+        }
+        Some(1) => {
+            assert_eq!(v["status"], "error", "{what}: {v}");
+            assert!(!v["error"].as_str().unwrap_or_default().is_empty(), "{what}: {v}");
+            false
+        }
+        other => panic!("{what} exited with {other:?}: {v} {stderr}"),
+    }
+}
+
+/// The pane commands that act on a pane after resolving it, aimed at `p`.
+fn actions(p: &str) -> Vec<Vec<String>> {
+    [
+        vec!["pane-exec", p, "echo racing"],
+        vec!["pane-keys", p, "C-c"],
+        vec!["pane-capture", p, "5"],
+        vec!["pane-metadata-set", p, "k", "v"],
+        vec!["pane-label", p, "relabel"],
+        vec!["pane-status", p],
+        vec!["pane-kill", p],
+    ]
+    .into_iter()
+    .map(|a| a.into_iter().map(str::to_owned).collect())
+    .collect()
+}
+
+/// A session `keep` with a labelled second pane and metadata: must come
+/// through everything untouched. Its pane ids.
+fn bystander(s: &TmuxServer) -> Vec<(String, Value, Value)> {
+    s.ok(&["session-create", "--no-watch", "keep", "--", "cat"]);
+    let p = s.ok(&["pane-create", "keep", "kept", "--", "cat"])["pane_id"].as_str().unwrap().to_owned();
+    s.ok(&["pane-metadata-set", "keep", &p, "mk", "mv"]);
+    listed(s, "keep")
+}
+
+#[test]
+fn a_pane_dying_between_resolution_and_action_is_a_clean_error() {
+    let s = TmuxServer::new();
+    let keep = bystander(&s);
+    // tmux runs an after-list-panes hook right after the listing ctb
+    // resolves from, before its next command: the pane (or its whole
+    // session) is gone exactly between resolution and action. The pane is
+    // named by its label: a `%N` with a plain session name takes the
+    // one-invocation path (no listing, nothing between), tested below.
+    for whole_session in [false, true] {
+        for args in actions("target") {
+            s.ok(&["session-create", "--no-watch", "victim", "--", "cat"]);
+            let v = s.ok(&["pane-create", "victim", "target", "--", "cat"]);
+            let p = v["pane_id"].as_str().unwrap().to_owned();
+            let sid = v["session_id"].as_str().unwrap().to_owned();
+            let kill = if whole_session { format!("kill-session -t {sid}") } else { format!("kill-pane -t {p}") };
+            s.tmux_ok(&["set-hook", "-g", "after-list-panes", &kill]);
+            let mut full = vec![args[0].clone(), "victim".to_owned()];
+            full.extend(args[1..].iter().cloned());
+            let child = s.ctb().args(&full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let ok = settled(&format!("{full:?}"), child);
+            s.tmux_ok(&["set-hook", "-gu", "after-list-panes"]);
+            // Only reading commands can succeed: they answer from the listing.
+            assert!(!ok || args[0] == "pane-status", "{full:?} succeeded on a pane killed before it acted");
+            assert!(!s.tmux().args(["has-session", "-t", &p]).stderr(Stdio::null()).status().unwrap().success());
+            if !whole_session {
+                // The one-invocation path on a pane that is gone: the
+                // same clean error.
+                for a in actions(&p) {
+                    let mut full = vec![a[0].clone(), "victim".to_owned()];
+                    full.extend(a[1..].iter().cloned());
+                    let child = s.ctb().args(&full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+                    assert!(!settled(&format!("{full:?}"), child), "{full:?} succeeded on a killed pane");
+                }
+                s.ok(&["session-kill", "victim"]);
+            }
+            assert_eq!(listed(&s, "keep"), keep, "the bystander session changed ({full:?})");
+        }
+    }
+}
+
+#[test]
+fn a_session_killed_mid_command_is_a_clean_error() {
+    let s = TmuxServer::new();
+    let keep = bystander(&s);
+    let (mut successes, mut errors) = (0, 0);
+    for round in 0..30 {
+        let name = format!("victim{round}");
+        s.ok(&["session-create", "--no-watch", &name, "--", "cat"]);
+        let v = s.ok(&["pane-create", &name, "target", "--", "cat"]);
+        let p = v["pane_id"].as_str().unwrap().to_owned();
+        let sid = v["session_id"].as_str().unwrap().to_owned();
+        let mut children = Vec::new();
+        for (i, args) in actions(&p).into_iter().enumerate() {
+            // Alternate: pane by id, by label, by index.
+            let target = match (round + i) % 3 {
+                0 => p.clone(),
+                1 => "target".to_owned(),
+                _ => "0".to_owned(),
+            };
+            let mut full = vec![args[0].clone(), name.clone(), target];
+            full.extend(args[2..].iter().cloned());
+            let c = s.ctb().args(&full).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            children.push((full, c));
+            if i == round % 7 {
+                // The kill lands among the commands, at a different place
+                // each round.
+                s.tmux_ok(&["kill-session", "-t", &sid]);
+            }
+        }
+        for (full, c) in children {
+            if settled(&format!("round {round} {full:?}"), c) {
+                successes += 1;
+            } else {
+                errors += 1;
+            }
+        }
+        assert!(!s.has_session(&sid));
+        assert_eq!(listed(&s, "keep"), keep, "round {round}: the bystander session changed");
+    }
+    // Both outcomes happened (the kill lands before some commands).
+    assert!(errors > 0 && successes > 0, "{successes} successes, {errors} errors");
 }

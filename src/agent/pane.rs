@@ -3,7 +3,7 @@
 //! ([`crate::tmux::resolve_pane`]) and then addresses the pane by id.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -76,10 +76,11 @@ pub fn create(
     }
     // Without -d the new pane is its window's active pane, which a window
     // target of a pane option names (same command list: nothing between).
+    // `-F` puts that pane's id in the value (see tmux::LABEL_OPTION); the
+    // rest is hex, nothing to expand.
     if let Some(l) = label {
-        args.extend(
-            [";", "set-option", "-p", "-t", &window, tmux::LABEL_OPTION, &hex_encode(l.as_bytes())].map(OsString::from),
-        );
+        let value = format!("#{{pane_id}}:{}", hex_encode(l.as_bytes()));
+        args.extend([";", "set-option", "-p", "-F", "-t", &window, tmux::LABEL_OPTION, &value].map(OsString::from));
     }
     // A pane running a command directly keeps its exit status: tmux
     // records it only for a pane kept after its process exits
@@ -135,15 +136,20 @@ const CHUNK: usize = 4_000;
 /// its program. One tmux invocation unless the text is over about 12 kB.
 /// Returns the number of tmux invocations used.
 pub fn exec(server: &Server, t: &PaneTarget, text: &[u8], enter: bool) -> Result<usize> {
-    let id = &t.pane.id;
     refuse_dead(t)?;
+    send(server, t, exec_cmds(&t.pane.id, text, enter), text.len())
+}
+
+/// The tmux commands [`exec`] runs (arguments as given: the argv path
+/// escapes them with [`tmux_arg`], the guarded path quotes them).
+fn exec_cmds(id: &str, text: &[u8], enter: bool) -> Vec<Vec<OsString>> {
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     let lines: Vec<&[u8]> = if text.is_empty() { Vec::new() } else { body.split(|&b| b == b'\n').collect() };
     let mut cmds: Vec<Vec<OsString>> = vec![["copy-mode", "-q", "-t", id].map(OsString::from).to_vec()];
     for (i, line) in lines.iter().enumerate() {
         for chunk in chunks(line, CHUNK) {
             let mut c: Vec<OsString> = ["send-keys", "-t", id, "-l", "--"].map(OsString::from).to_vec();
-            c.push(tmux_arg(OsStr::from_bytes(chunk)));
+            c.push(OsStr::from_bytes(chunk).to_owned());
             cmds.push(c);
         }
         if enter || i + 1 < lines.len() {
@@ -153,12 +159,19 @@ pub fn exec(server: &Server, t: &PaneTarget, text: &[u8], enter: bool) -> Result
     if lines.is_empty() && enter {
         cmds.push(["send-keys", "-t", id, "Enter"].map(OsString::from).to_vec());
     }
-    send(server, t, cmds, text.len())
+    cmds
 }
 
 /// Sends tmux key names (validated first: an unknown name is an error and
 /// nothing is sent), after leaving any mode.
 pub fn keys(server: &Server, t: &PaneTarget, keys: &[OsString]) -> Result<usize> {
+    check_keys(keys)?;
+    refuse_dead(t)?;
+    send(server, t, keys_cmds(&t.pane.id, keys), 0)
+}
+
+/// Refuses an empty list or an unknown key name.
+pub fn check_keys(keys: &[OsString]) -> Result<()> {
     if keys.is_empty() {
         bail!("no key given");
     }
@@ -167,11 +180,13 @@ pub fn keys(server: &Server, t: &PaneTarget, keys: &[OsString]) -> Result<usize>
     if !bad.is_empty() {
         bail!("unknown key name{} {:?}: nothing was sent (key names: Enter, Escape, C-c, M-x, Up, F1, a single character; text goes to pane-exec)", if bad.len() > 1 { "s" } else { "" }, bad);
     }
-    refuse_dead(t)?;
-    let mut c: Vec<OsString> = ["send-keys", "-t", &t.pane.id, "--"].map(OsString::from).to_vec();
-    c.extend(keys.iter().map(|k| tmux_arg(k)));
-    let cmds = vec![["copy-mode", "-q", "-t", &t.pane.id].map(OsString::from).to_vec(), c];
-    send(server, t, cmds, 0)
+    Ok(())
+}
+
+fn keys_cmds(id: &str, keys: &[OsString]) -> Vec<Vec<OsString>> {
+    let mut c: Vec<OsString> = ["send-keys", "-t", id, "--"].map(OsString::from).to_vec();
+    c.extend(keys.iter().cloned());
+    vec![["copy-mode", "-q", "-t", id].map(OsString::from).to_vec(), c]
 }
 
 fn refuse_dead(t: &PaneTarget) -> Result<()> {
@@ -198,6 +213,7 @@ fn send(server: &Server, t: &PaneTarget, mut cmds: Vec<Vec<OsString>>, total: us
     let mut batches: Vec<Vec<OsString>> = vec![Vec::new()];
     let mut size = 0;
     for c in cmds {
+        let c: Vec<OsString> = c.iter().map(|a| tmux_arg(a)).collect();
         let n: usize = c.iter().map(|a| a.len() + 1).sum::<usize>() + 2;
         let cur = batches.last_mut().expect("one batch at least");
         if !cur.is_empty() && size + n > INVOCATION_BUDGET {
@@ -253,7 +269,13 @@ fn chunks(b: &[u8], n: usize) -> Vec<&[u8]> {
 /// lines of the screen dropped). `escapes` keeps colours and attributes
 /// (`-e`), `join` joins wrapped lines (`-J`).
 pub fn capture(server: &Server, t: &PaneTarget, lines: u32, escapes: bool, join: bool) -> Result<Vec<u8>> {
-    let mut args: Vec<OsString> = ["capture-pane", "-p", "-t", &t.pane.id].map(OsString::from).to_vec();
+    let args = capture_cmd(&t.pane.id, lines, escapes, join);
+    let out = server.run(&args).map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    Ok(last_lines(&out, lines))
+}
+
+fn capture_cmd(id: &str, lines: u32, escapes: bool, join: bool) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["capture-pane", "-p", "-t", id].map(OsString::from).to_vec();
     args.extend(["-S".into(), format!("-{lines}").into()]);
     if escapes {
         args.push("-e".into());
@@ -261,13 +283,17 @@ pub fn capture(server: &Server, t: &PaneTarget, lines: u32, escapes: bool, join:
     if join {
         args.push("-J".into());
     }
-    let out = server.run(&args).map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
+    args
+}
+
+/// The last `lines` lines of a capture, trailing empty lines dropped.
+fn last_lines(out: &[u8], lines: u32) -> Vec<u8> {
     let mut all: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
     while all.last().is_some_and(|l| l.is_empty()) {
         all.pop();
     }
     let keep = all.len().saturating_sub(lines as usize);
-    Ok(all[keep..].join(&b'\n'))
+    all[keep..].join(&b'\n')
 }
 
 /// Lines of `text` matching `re`.
@@ -351,44 +377,40 @@ pub fn kill(server: &Server, t: &PaneTarget, panes_in_session: usize) -> Result<
 /// Sets metadata `key` to `value` on the pane. The map lives in one pane
 /// option, replaced by compare-and-swap inside tmux (`if-shell -F` on the
 /// old value, no shell): concurrent setters never lose each other's keys.
+/// The first try compares with the value the resolution listed (one tmux
+/// call in all when nobody races); a lost race answers the current value.
 pub fn metadata_set(server: &Server, t: &PaneTarget, key: &[u8], value: &[u8]) -> Result<()> {
     if key.is_empty() {
         bail!("a metadata key must not be empty");
     }
     let id = &t.pane.id;
     // The map is rebuilt from the value compared, never from an older read.
-    let mut old = raw_meta(server, id)?;
-    let mut current = tmux::decode_meta(old.as_bytes());
+    let mut old = t.pane.meta_raw.clone();
     for _ in 0..100 {
+        let mut current = old.as_deref().map(|o| tmux::decode_meta(o.as_bytes())).unwrap_or_default();
         current.retain(|(k, _)| k != key);
         current.push((key.to_vec(), value.to_vec()));
         let new = tmux::encode_meta(&current);
-        // Both values are `[0-9a-f=.]` only: safe in a format and in a
-        // command string.
-        let cond = format!("#{{==:#{{{}}},{old}}}", tmux::META_OPTION);
-        let then = format!("set-option -p -t {id} {} {new}", tmux::META_OPTION);
+        // `old` and `new` are `[0-9a-f=.]` only and `id` is `%N`: safe in a
+        // format and, single-quoted, in a command string (a bare word
+        // starting with `%` would be a parser directive).
+        let cond = match &old {
+            Some(o) => format!("#{{==:#{{{}}},{id}:{o}}}", tmux::META_OPTION),
+            // No own value: whatever is there (nothing, inherited, not
+            // ctb's) is replaced, unless a value of its own appeared.
+            None => format!("#{{?{},0,1}}", tmux::OWN_META),
+        };
+        let then = format!("set-option -p -t {id} {} '{id}:{new}'", tmux::META_OPTION);
+        let other = format!("display-message -p -t {id} 'ctb-conflict M{}'", tmux::OWN_META);
         let out = server
-            .run(["if-shell", "-F", "-t", id, &cond, &then, "display-message -p ctb-conflict"])
+            .run(["if-shell", "-F", "-t", id, &cond, &then, &other])
             .map_err(|e| gone(e, &format!("pane {id}")))?;
-        if !out.windows(12).any(|w| w == b"ctb-conflict") {
+        let Some(now) = out.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"ctb-conflict M")) else {
             return Ok(());
-        }
-        old = raw_meta(server, id)?;
-        current = tmux::decode_meta(old.as_bytes());
+        };
+        old = tmux::strip_own(now, id).map(|m| String::from_utf8_lossy(m).into_owned());
     }
     bail!("metadata of pane {id} kept changing under ctb: not set")
-}
-
-/// The pane's `@ctb-meta` value as stored (hex and separators only).
-fn raw_meta(server: &Server, id: &str) -> Result<String> {
-    let out = server
-        .run(["display-message", "-p", "-t", id, &format!("#{{{}}}", tmux::META_OPTION)])
-        .map_err(|e| gone(e, &format!("pane {id}")))?;
-    let v = String::from_utf8_lossy(out.trim_ascii_end()).into_owned();
-    if !v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'=' || b == b'.') {
-        bail!("the {} option of pane {id} was not written by ctb", tmux::META_OPTION);
-    }
-    Ok(v)
 }
 
 /// Sets the pane's label (replacing any).
@@ -397,9 +419,170 @@ pub fn set_label(server: &Server, t: &PaneTarget, label: &[u8]) -> Result<()> {
         bail!("a label must not be empty");
     }
     server
-        .run(["set-option", "-p", "-t", &t.pane.id, tmux::LABEL_OPTION, &hex_encode(label)])
+        .run([
+            "set-option",
+            "-p",
+            "-t",
+            &t.pane.id,
+            tmux::LABEL_OPTION,
+            &format!("{}:{}", t.pane.id, hex_encode(label)),
+        ])
         .map_err(|e| gone(e, &format!("pane {}", t.pane.id)))?;
     Ok(())
+}
+
+/// What an action does on the guarded path ([`guarded`]).
+pub enum Action<'a> {
+    Exec { text: &'a [u8], enter: bool },
+    Keys(&'a [OsString]),
+    Capture { lines: u32, escapes: bool, join: bool },
+    Kill,
+}
+
+/// What the guarded path did.
+pub struct Guarded {
+    pub target: PaneTarget,
+    /// What the action printed: the capture's last lines for `Capture`.
+    pub output: Vec<u8>,
+    /// `Kill`: the pane was its session's last (tmux closed the session).
+    pub session_closed: bool,
+}
+
+/// A session argument tmux stores and prints unchanged on every version
+/// (ASCII letters, digits, `_`, `-`, `+`), not a `$N` and not an anchor's
+/// name: one that [`guarded`] may compare with `#{session_name}`.
+fn plain_session(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b"_-+".contains(&b)) && !tmux::is_anchor_name(s)
+}
+
+/// `arg` (valid UTF-8) quoted for tmux's command parser: in single
+/// quotes nothing is special (`$`, `~`, `#`, `;`, `\`, newlines); a `'` is
+/// `'\''`.
+fn quote(arg: &OsStr) -> Vec<u8> {
+    let mut v = vec![b'\''];
+    for &b in arg.as_bytes() {
+        if b == b'\'' {
+            v.extend_from_slice(b"'\\''");
+        } else {
+            v.push(b);
+        }
+    }
+    v.push(b'\'');
+    v
+}
+
+/// The one-invocation path of a pane action when the pane is given as
+/// `%N` and the session by a plain name: tmux prints the pane's row, then
+/// runs the action (`if-shell -F`, no shell) only if the pane is in that
+/// session (`#{session_name}` of `-t %N`) and, for typing, alive. `None`
+/// when it does not apply or tmux did not run the action (another
+/// session, a dead pane, no such pane, no server...): the caller then
+/// resolves and acts as usual ([`crate::tmux::resolve_pane`]), which
+/// gives the exact answer or error. Nothing is done twice: the action
+/// runs either here or there.
+pub fn guarded(server: &Server, session: &OsStr, pane: &OsStr, action: &Action) -> Option<Result<Guarded>> {
+    let p = pane.as_bytes();
+    let digits = p.strip_prefix(b"%").filter(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))?;
+    if !plain_session(session.as_bytes()) {
+        return None;
+    }
+    let id = format!("%{}", String::from_utf8_lossy(digits));
+    let (cmds, alive): (Vec<Vec<OsString>>, bool) = match action {
+        Action::Exec { text, enter } => {
+            let mut c = exec_cmds(&id, text, *enter);
+            c.push(["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead}"].map(OsString::from).to_vec());
+            (c, true)
+        }
+        Action::Keys(k) => {
+            let mut c = keys_cmds(&id, k);
+            c.push(["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead}"].map(OsString::from).to_vec());
+            (c, true)
+        }
+        Action::Capture { lines, escapes, join } => (vec![capture_cmd(&id, *lines, *escapes, *join)], false),
+        Action::Kill => (vec![["kill-pane", "-t", &id].map(OsString::from).to_vec()], false),
+    };
+    // tmux's command parser reads UTF-8: invalid bytes lose their quoting
+    // (measured on 3.3a: the rest of the string was typed as text). Such
+    // text goes through argv only.
+    if cmds.iter().flatten().any(|a| a.to_str().is_none()) {
+        return None;
+    }
+    let mut then = Vec::new();
+    for (i, c) in cmds.iter().enumerate() {
+        if i > 0 {
+            then.extend_from_slice(b" ; ");
+        }
+        for (j, a) in c.iter().enumerate() {
+            if j > 0 {
+                then.push(b' ');
+            }
+            then.extend(quote(a));
+        }
+    }
+    if then.len() > INVOCATION_BUDGET {
+        return None;
+    }
+    // The session name is plain: nothing in it is special in a format.
+    let mut cond = format!("#{{==:#{{session_name}},{}}}", session.to_string_lossy());
+    if alive {
+        cond = format!("#{{&&:{cond},#{{==:#{{pane_dead}},0}}}}");
+    }
+    let row = format!("ctb-row #{{session_id}} #{{session_windows}} #{{window_panes}} {}", tmux::PANE_FORMAT);
+    let args: Vec<OsString> = vec![
+        "display-message".into(),
+        "-p".into(),
+        "-t".into(),
+        id.clone().into(),
+        row.into(),
+        ";".into(),
+        "if-shell".into(),
+        "-F".into(),
+        "-t".into(),
+        id.clone().into(),
+        cond.into(),
+        OsString::from_vec(then),
+        "display-message -p ctb-fallback".into(),
+    ];
+    let out = {
+        let _gate = match action {
+            Action::Kill => Some(AttachGate::mutation(&server.socket_path()).ok()?),
+            _ => None,
+        };
+        match server.run(&args) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::debug!(%e, "guarded pane action not run: resolving");
+                return None;
+            }
+        }
+    };
+    let (first, rest) = match out.iter().position(|&b| b == b'\n') {
+        Some(n) => (&out[..n], &out[n + 1..]),
+        None => (&out[..], &b""[..]),
+    };
+    if rest.starts_with(b"ctb-fallback") {
+        return None;
+    }
+    Some((|| {
+        let mut f = first.strip_prefix(b"ctb-row ").context("tmux did not print the pane")?.splitn(4, |&b| b == b' ');
+        let sid = f.next().and_then(tmux_control::SessionId::from_bytes).context("no session id")?;
+        let num = |b: Option<&[u8]>| b.and_then(|b| std::str::from_utf8(b).ok()?.parse::<u32>().ok());
+        let windows = num(f.next()).context("no window count")?;
+        let panes = num(f.next()).context("no pane count")?;
+        let row = f.next().and_then(tmux::PaneRow::parse).context("tmux printed the pane in an unexpected format")?;
+        let target = PaneTarget { session: sid, session_name: session.as_bytes().to_vec(), pane: row };
+        let mut g = Guarded { target, output: Vec::new(), session_closed: false };
+        match action {
+            Action::Exec { .. } | Action::Keys(_) => {
+                if rest.trim_ascii() != b"ctb-dead 0" {
+                    bail!("pane {id} died while the input was sent: it may not have arrived");
+                }
+            }
+            Action::Capture { lines, .. } => g.output = last_lines(rest, *lines),
+            Action::Kill => g.session_closed = windows <= 1 && panes <= 1,
+        }
+        Ok(g)
+    })())
 }
 
 #[cfg(test)]

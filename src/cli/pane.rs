@@ -158,7 +158,29 @@ pub fn find(server: &Server, session: &OsStr, label: &OsStr) -> Outcome {
     })
 }
 
+/// The one-invocation path ([`agent::guarded`]) when it applies; `None`
+/// to resolve and act as usual.
+fn fast(
+    command: &'static str,
+    server: &Server,
+    session: &OsStr,
+    pane: &OsStr,
+    action: &agent::Action,
+    f: impl FnOnce(Reply, &agent::Guarded) -> Reply,
+) -> Option<Outcome> {
+    Some(match agent::guarded(server, session, pane, action)? {
+        Ok(g) => Ok(f(resolved(command, &g.target), &g)),
+        Err(e) => Err(fail(asked(command, session, Some(pane)), e)),
+    })
+}
+
 pub fn exec(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, enter: bool) -> Outcome {
+    let action = agent::Action::Exec { text: text.as_bytes(), enter };
+    if let Some(o) = fast("pane-exec", server, session, pane, &action, |r, _| {
+        r.output("sent").field("bytes", text.len()).field("enter", enter).field("tmux_calls", 1)
+    }) {
+        return o;
+    }
     on_pane("pane-exec", server, session, pane, |r, t| {
         let calls = agent::exec(server, t, text.as_bytes(), enter)?;
         Ok(r.output("sent").field("bytes", text.len()).field("enter", enter).field("tmux_calls", calls))
@@ -166,14 +188,29 @@ pub fn exec(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, enter:
 }
 
 pub fn keys(server: &Server, session: &OsStr, pane: &OsStr, keys: &[OsString]) -> Outcome {
+    let names: Vec<String> = keys.iter().map(|k| k.to_string_lossy().into_owned()).collect();
+    // Unknown names are refused before anything (on either path).
+    if agent::check_keys(keys).is_ok() {
+        let action = agent::Action::Keys(keys);
+        if let Some(o) =
+            fast("pane-keys", server, session, pane, &action, |r, _| r.output("sent").field("keys", names.clone()))
+        {
+            return o;
+        }
+    }
     on_pane("pane-keys", server, session, pane, |r, t| {
         agent::keys(server, t, keys)?;
-        let names: Vec<String> = keys.iter().map(|k| k.to_string_lossy().into_owned()).collect();
         Ok(r.output("sent").field("keys", names))
     })
 }
 
 pub fn capture(server: &Server, session: &OsStr, pane: &OsStr, lines: u32, escapes: bool, join: bool) -> Outcome {
+    let action = agent::Action::Capture { lines, escapes, join };
+    if let Some(o) =
+        fast("pane-capture", server, session, pane, &action, |r, g| r.output(lossy(&g.output)).field("lines", lines))
+    {
+        return o;
+    }
     on_pane("pane-capture", server, session, pane, |r, t| {
         let text = agent::capture(server, t, lines, escapes, join)?;
         Ok(r.output(lossy(&text)).field("lines", lines))
@@ -224,6 +261,13 @@ pub fn status(server: &Server, session: &OsStr, pane: &OsStr, name: &'static str
 }
 
 pub fn kill(server: &Server, session: &OsStr, pane: &OsStr) -> Outcome {
+    if let Some(o) = fast("pane-kill", server, session, pane, &agent::Action::Kill, |r, g| {
+        r.output("killed")
+            .field("label", g.target.pane.label.as_deref().map(lossy))
+            .field("session_closed", g.session_closed)
+    }) {
+        return o;
+    }
     let sp = tmux::session_panes(server, session).map_err(|e| fail(asked("pane-kill", session, Some(pane)), e))?;
     let row = tmux::find_pane(server, &sp, pane).map_err(|e| fail(asked("pane-kill", session, Some(pane)), e))?;
     let t = PaneTarget { session: sp.session, session_name: sp.session_name.clone(), pane: row };

@@ -20,6 +20,6 @@ pub use listing::{anchor_name, is_anchor_name, SessionRow, SESSION_FORMAT, WATCH
 pub use server::{absolute, is_no_server, spawn_error, tmux_bin, Server, TmuxError};
 pub use session::{create, kill, resolve, Created};
 pub use target::{
-    decode_meta, encode_meta, find_pane, gone, list_panes, resolve_pane, session_panes, PaneRow, PaneTarget,
-    SessionPanes, LABEL_OPTION, META_OPTION, PANE_FORMAT,
+    decode_meta, encode_meta, find_pane, gone, list_panes, resolve_pane, session_panes, strip_own, PaneRow, PaneTarget,
+    SessionPanes, LABEL_OPTION, META_OPTION, OWN_META, PANE_FORMAT,
 };

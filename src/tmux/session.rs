@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use tmux_control::SessionId;
 
 use super::escape::{literal, tmux_arg};
+use super::listing::SessionRow;
 use super::server::{Server, TmuxError};
 use crate::runtime::AttachGate;
 use crate::util::lossy;
@@ -115,7 +116,11 @@ pub fn create(
 
 /// Resolves a user's session argument: an exact name, else a `$N` id.
 pub fn resolve(server: &Server, arg: &OsStr) -> Result<(SessionId, Vec<u8>)> {
-    let rows = server.list_sessions()?;
+    pick(&server.list_sessions()?, arg)
+}
+
+/// [`resolve`] on a listing already made (anchors left out).
+pub fn pick(rows: &[SessionRow], arg: &OsStr) -> Result<(SessionId, Vec<u8>)> {
     if let Some(r) = rows.iter().find(|r| r.name == arg.as_bytes()) {
         return Ok((r.id, r.name.clone()));
     }

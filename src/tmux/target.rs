@@ -11,17 +11,56 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{bail, Result};
 use tmux_control::SessionId;
 
+use super::listing::{SessionRow, SESSION_FORMAT};
 use super::server::{Server, TmuxError};
 use crate::util::{hex_decode, lossy};
 
-/// The pane user option holding a pane's label, hex-encoded
-/// ([`crate::util::hex_encode`]), so tmux's output escaping (3.4, 3.5a)
-/// and format expansion never change a byte.
+/// The pane user option holding a pane's label: `%N:HEX`, the pane's own
+/// id, a colon, then the label hex-encoded ([`crate::util::hex_encode`]),
+/// so tmux's output escaping (3.4, 3.5a) and format expansion never change
+/// a byte.
+///
+/// The id is there because a user option is inherited: a value set at
+/// window, session or global level (`set -g @ctb-label x`) reads as every
+/// pane's own through `#{@ctb-label}`. Only a value naming the pane it is
+/// read on counts (see [`own`]), so one `list-panes` still reads every
+/// label and none is inherited.
 pub const LABEL_OPTION: &str = "@ctb-label";
 
-/// The pane user option holding a pane's metadata: entries
-/// `HEXKEY=HEXVALUE` joined by `.` (see [`decode_meta`]).
+/// The pane user option holding a pane's metadata: `%N:` (as
+/// [`LABEL_OPTION`]) then entries `HEXKEY=HEXVALUE` joined by `.` (see
+/// [`decode_meta`]).
 pub const META_OPTION: &str = "@ctb-meta";
+
+// The own-value formats: they expand to the option's value for the pane
+// they are expanded on only if that value is `#{pane_id}:` followed by
+// ctb's encoding (hex; for metadata also `=` and `.`), and to nothing
+// otherwise, so an inherited value (another pane's id, or none) or one not
+// written by ctb never shows, and no value can break the listing's line
+// format. Macros because `concat!` takes only literals. Same on 3.3a, 3.4
+// and 3.7c (`m/r` is tmux 3.1+).
+
+/// The pane's own [`LABEL_OPTION`].
+macro_rules! own_label {
+    () => {
+        "#{?#{m/r:^#{pane_id}:[0-9a-f]*$,#{@ctb-label}},#{@ctb-label},}"
+    };
+}
+/// The pane's own [`META_OPTION`].
+macro_rules! own_meta {
+    () => {
+        "#{?#{m/r:^#{pane_id}:[0-9a-f=.]*$,#{@ctb-meta}},#{@ctb-meta},}"
+    };
+}
+
+/// A format: the pane's own `@ctb-meta` value (`%N:...`), or nothing.
+pub const OWN_META: &str = own_meta!();
+
+/// `value` (as an own-value format expanded it) without its `%N:` prefix, if it names
+/// pane `id`.
+pub fn strip_own<'a>(value: &'a [u8], id: &str) -> Option<&'a [u8]> {
+    value.strip_prefix(id.as_bytes())?.strip_prefix(b":")
+}
 
 /// The list-panes format [`PaneRow::parse`] reads: one line per pane,
 /// fields separated by one space. Every field but the last is an id, a
@@ -31,7 +70,11 @@ pub const META_OPTION: &str = "@ctb-meta";
 pub const PANE_FORMAT: &str = concat!(
     "#{pane_id} #{pane_index} #{window_id} #{window_active} #{pane_active} #{pane_pid} ",
     "#{pane_dead} S#{pane_dead_status} G#{pane_dead_signal} #{pane_width} #{pane_height} #{pane_in_mode} ",
-    "L#{@ctb-label} M#{@ctb-meta} #{pane_title}"
+    "L",
+    own_label!(),
+    " M",
+    own_meta!(),
+    " #{pane_title}"
 );
 
 /// One pane as tmux lists it.
@@ -60,6 +103,9 @@ pub struct PaneRow {
     pub label: Option<Vec<u8>>,
     /// The metadata, decoded, in stored order.
     pub metadata: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The pane's own `@ctb-meta` value after its `%N:` prefix, as stored
+    /// (`None`: the pane has none of its own).
+    pub meta_raw: Option<String>,
     /// As tmux printed it (3.4 and 3.5a escape some bytes).
     pub title: Vec<u8>,
 }
@@ -92,9 +138,10 @@ impl PaneRow {
         let width = num(next()?)?;
         let height = num(next()?)?;
         let in_mode = flag(next()?)?;
-        let label = next()?.strip_prefix(b"L")?;
-        let label = if label.is_empty() { None } else { hex_decode(label) };
-        let metadata = decode_meta(next()?.strip_prefix(b"M")?);
+        let label = strip_own(next()?.strip_prefix(b"L")?, &id).and_then(hex_decode).filter(|l| !l.is_empty());
+        let meta = next()?.strip_prefix(b"M")?;
+        let meta_raw = strip_own(meta, &id).map(|m| String::from_utf8_lossy(m).into_owned());
+        let metadata = meta_raw.as_deref().map(|m| decode_meta(m.as_bytes())).unwrap_or_default();
         let title = next().unwrap_or_default().to_vec();
         Some(PaneRow {
             id,
@@ -111,6 +158,7 @@ impl PaneRow {
             in_mode,
             label,
             metadata,
+            meta_raw,
             title,
         })
     }
@@ -186,10 +234,45 @@ pub struct SessionPanes {
     pub panes: Vec<PaneRow>,
 }
 
-/// Resolves a session (exact name, else `$N`) and lists its panes.
+/// Resolves a session (exact name, else `$N`, as
+/// [`super::session::resolve`]) and lists its panes, in one tmux
+/// invocation: every session and every pane of the server (`list-panes
+/// -a`, each line prefixed `P` and the pane's session id), so nothing can
+/// change between resolving and listing.
 pub fn session_panes(server: &Server, session: &OsStr) -> Result<SessionPanes> {
-    let (id, name) = super::session::resolve(server, session)?;
-    let panes = list_panes(server, id)?;
+    let pane_format = format!("P#{{session_id}} {PANE_FORMAT}");
+    let out = match server.run(["list-sessions", "-F", SESSION_FORMAT, ";", "list-panes", "-a", "-F", &pane_format]) {
+        Ok(out) => out,
+        Err(TmuxError::NoServer(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut sessions = Vec::new();
+    let mut pane_lines = Vec::new();
+    for l in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match l.strip_prefix(b"P") {
+            Some(p) => pane_lines.push(p),
+            None => sessions.extend(SessionRow::parse(l).filter(|r| !r.anchor)),
+        }
+    }
+    let (id, name) = super::session::pick(&sessions, session)?;
+    let mut panes = Vec::new();
+    for l in pane_lines {
+        let Some((sid, row)) = l.iter().position(|&b| b == b' ').map(|sp| (&l[..sp], &l[sp + 1..])) else {
+            bail!("tmux listed a pane in an unexpected format: {:?}", lossy(l));
+        };
+        if SessionId::from_bytes(sid) != Some(id) {
+            continue;
+        }
+        panes.push(
+            PaneRow::parse(row)
+                .ok_or_else(|| anyhow::anyhow!("tmux listed a pane in an unexpected format: {:?}", lossy(row)))?,
+        );
+    }
+    if panes.is_empty() {
+        // Between list-sessions and list-panes (same invocation) nothing
+        // runs; a session always has a pane. Say so rather than guess.
+        bail!("session {:?} ({id}) is gone", lossy(&name));
+    }
     Ok(SessionPanes { session: id, session_name: name, panes })
 }
 
@@ -260,7 +343,7 @@ mod tests {
 
     #[test]
     fn parses_a_row_and_refuses_others() {
-        let r = PaneRow::parse(b"%3 1 @2 1 0 4242 1 S7 G 80 24 0 L613b M6b=76.6b32= my title").unwrap();
+        let r = PaneRow::parse(b"%3 1 @2 1 0 4242 1 S7 G 80 24 0 L%3:613b M%3:6b=76.6b32= my title").unwrap();
         assert_eq!(r.id, "%3");
         assert_eq!(r.index, 1);
         assert!(r.dead);
@@ -269,6 +352,12 @@ mod tests {
         assert_eq!(r.label.as_deref(), Some(&b"a;"[..]));
         assert_eq!(r.metadata, vec![(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), vec![])]);
         assert_eq!(r.title, b"my title");
+        assert_eq!(r.meta_raw.as_deref(), Some("6b=76.6b32="));
+        // Another pane's value (inherited, or copied) is not this pane's.
+        let other = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 0 L%33:613b M%30:6b=76 t").unwrap();
+        assert_eq!((other.label, other.metadata.len(), other.meta_raw), (None, 0, None));
+        let bare = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 0 L613b M6b=76 t").unwrap();
+        assert_eq!((bare.label, bare.metadata.len()), (None, 0));
         let alive = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 1 L M ").unwrap();
         assert_eq!((alive.exit_status, alive.label, alive.in_mode), (None, None, true));
         assert!(PaneRow::parse(b"3 1 @2").is_none());
