@@ -17,14 +17,7 @@ use util::*;
 /// The relays of this server: `ctb pane-relay` processes (started by tmux,
 /// so their argv names the socket path, not `-L`).
 fn relays(s: &TmuxServer) -> Vec<u32> {
-    let sock = s.socket_path().display().to_string();
-    all_pids()
-        .into_iter()
-        .filter(|&p| {
-            let a = proc_args(p);
-            a.iter().any(|x| x == "pane-relay") && a.contains(&sock) && pid_alive(p)
-        })
-        .collect()
+    s.relays()
 }
 
 /// Each pane's pipe state and ctb's mark, e.g. `%3 0 []`.

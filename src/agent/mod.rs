@@ -11,6 +11,7 @@
 
 pub mod frame;
 pub mod keys;
+pub mod overlap;
 pub mod pane;
 pub mod relay;
 pub mod tap;

@@ -122,7 +122,7 @@ fn tmux_pipe() -> Result<UnixStream> {
 
 async fn relay(a: RelayArgs) -> Result<()> {
     let mut input = tmux_pipe()?;
-    let listener = listen_abstract(&relay_name(&a.socket, a.pane)).context("binding the relay socket")?;
+    let listener = bind(&a).await?;
     let (tx, _) = broadcast::channel::<Msg>(BACKLOG);
     let mut subs = JoinSet::new();
     // The first subscriber is subscribed before the first byte is read.
@@ -149,12 +149,7 @@ async fn relay(a: RelayArgs) -> Result<()> {
                     let _ = tx.send(Msg::End);
                     drop(listener.take());
                     while subs.join_next().await.is_some() {}
-                    // The pipe is no longer ours (if the pane still exists):
-                    // remove this relay's mark, not a newer relay's.
-                    let p = pane_id(&a);
-                    let cond = format!("#{{==:#{{@ctb-relay}},{}}}", mark(&a));
-                    let unset = format!("set-option -p -u -t {p} @ctb-relay");
-                    tmux(&a, &["if-shell", "-F", "-t", &p, &cond, &unset]).await;
+                    unmark(&a).await;
                     return Ok(());
                 }
                 Ok(n) => {
@@ -184,7 +179,16 @@ async fn last_one_left(
     tx: &broadcast::Sender<Msg>,
     subs: &mut JoinSet<()>,
 ) -> Option<()> {
-    let lock = PaneLock::take(&a.socket, a.pane).await.ok();
+    // While waiting for the lock, a pipe closed or replaced under us (the
+    // lock's holder may be replacing it) ends this relay at once.
+    let lock = tokio::select! {
+        l = PaneLock::take(&a.socket, a.pane) => l.ok(),
+        () = eof(input) => {
+            drop(listener.take());
+            unmark(a).await;
+            return None;
+        }
+    };
     let l = listener.as_ref()?;
     loop {
         // Connections already queued (biased: checked before giving up).
@@ -244,6 +248,50 @@ async fn tmux(a: &RelayArgs, args: &[&str]) {
         .stderr(std::process::Stdio::null())
         .status()
         .await;
+}
+
+/// The pipe is no longer ours (if the pane still exists): removes this
+/// relay's mark, not a newer relay's.
+async fn unmark(a: &RelayArgs) {
+    let p = pane_id(a);
+    let cond = format!("#{{==:#{{@ctb-relay}},{}}}", mark(a));
+    let unset = format!("set-option -p -u -t '{p}' @ctb-relay");
+    tmux(a, &["if-shell", "-F", "-t", &p, &cond, &unset]).await;
+}
+
+/// Resolves when tmux has closed the pipe (data meanwhile is dropped:
+/// nobody is subscribed).
+async fn eof(input: &mut UnixStream) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if input.readable().await.is_err() {
+            return;
+        }
+        match input.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Binds the pane's relay socket. Taken means an older relay of this pane
+/// is on its way out (its pipe was replaced by ours, so it has seen EOF):
+/// the bind is tried again as it leaves, for at most about a second.
+async fn bind(a: &RelayArgs) -> Result<UnixListener> {
+    let name = relay_name(&a.socket, a.pane);
+    let mut delay = std::time::Duration::from_millis(1);
+    loop {
+        match listen_abstract(&name) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && delay < std::time::Duration::from_secs(1) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e).context("binding the relay socket"),
+        }
+    }
 }
 
 /// Carries the relay's messages to one subscriber until it leaves.

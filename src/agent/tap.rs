@@ -21,6 +21,7 @@ use super::frame::{self, Frame};
 use super::relay::{connect_abstract, listen_abstract, mark_value, relay_name, same_user};
 use crate::runtime::PaneLock;
 use crate::tmux::{tmux_bin, Server, TmuxError};
+use crate::util::hex_encode;
 
 /// How long a relay may take to start and say hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(5);
@@ -62,6 +63,11 @@ fn not_ours(pane: &str) -> anyhow::Error {
 pub struct Opened {
     pub tap: Tap,
     pub capture: Option<Vec<u8>>,
+    /// The tap joined a relay already running: the capture was taken a
+    /// moment after the subscription, so the stream's first lines may
+    /// repeat its end (see `overlap.rs`). A tap that started the relay
+    /// meets its capture exactly.
+    pub joined: bool,
 }
 
 /// The pane number of a `%N` id.
@@ -69,12 +75,16 @@ fn pane_number(pane: &str) -> Result<u32> {
     pane.strip_prefix('%').and_then(|n| n.parse().ok()).ok_or_else(|| anyhow!("not a pane id: {pane:?}"))
 }
 
-/// `bytes` as a `sh` word made of printable ASCII only, with no `'`:
+/// `bytes` as a `sh` word made of printable ASCII only, with no `'` and
+/// no `#`: as it is when it holds only `[A-Za-z0-9/._+-]`, else
 /// `"$(printf "\057...")"` (octal escapes, which every POSIX `printf`
-/// reads). So the relay's command line can sit inside a single-quoted
-/// tmux command string whatever the paths hold, and holds no `#` for the
-/// format expander `pipe-pane` runs on it.
+/// reads). So the relay's command line can sit inside a single-quoted tmux
+/// command string whatever the path holds, and gives the format expander
+/// `pipe-pane` runs on it nothing to expand.
 fn sh_word(bytes: &[u8]) -> String {
+    if !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(b)) {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     let mut w = String::from("\"$(printf \"");
     for b in bytes {
         w.push_str(&format!("\\{b:03o}"));
@@ -83,17 +93,18 @@ fn sh_word(bytes: &[u8]) -> String {
     w
 }
 
-/// The relay's command line (for `sh -c`, run by `pipe-pane`).
+/// The relay's command line (for `sh -c`, run by `pipe-pane`): the tmux
+/// binary and socket path in hex, `hello` (`ctb-hello/UID/PID/HEX`) as it
+/// is.
 fn relay_command(server: &Server, pane: u32, hello: &str) -> Result<String> {
     let exe = std::env::current_exe().context("finding ctb's own executable")?;
     let tmux = tmux_bin();
     let socket = server.socket_path();
-    // `hello` is `ctb-hello/UID/PID/HEX`: safe as it is.
     Ok(format!(
-        "exec {} pane-relay --tmux {} --socket {} --pane {pane} --hello {hello}",
+        "exec {} pane-relay --tmux-hex {} --socket-hex {} --pane {pane} --hello {hello}",
         sh_word(exe.as_os_str().as_bytes()),
-        sh_word(tmux.as_bytes()),
-        sh_word(socket.as_os_str().as_bytes()),
+        hex_encode(tmux.as_bytes()),
+        hex_encode(socket.as_os_str().as_bytes()),
     ))
 }
 
@@ -125,7 +136,7 @@ impl Tap {
                 Some(args) => Some(capture_pane(server, pane, args).await?),
                 None => None,
             };
-            return Ok(Opened { tap, capture });
+            return Ok(Opened { tap, capture, joined: true });
         }
         // No live relay: start one, unless the pane is piped elsewhere.
         // One tmux command decides and acts (`if-shell -F`: a format, no
@@ -139,7 +150,9 @@ impl Tap {
         let mark = mark_value(n, &hello);
         let busy = format!("#{{&&:#{{pane_pipe}},#{{!=:#{{m:{pane}/*,#{{@ctb-relay}}}},1}}}}");
         let start = format!(
-            "pipe-pane -O -t {pane} '{}' ; set-option -p -t {pane} @ctb-relay {mark}",
+            // Every word quoted: tmux's parser takes a bare `%...` for a
+            // directive.
+            "pipe-pane -O -t '{pane}' '{}' ; set-option -p -t '{pane}' @ctb-relay '{mark}'",
             relay_command(server, n, &hello)?
         );
         let mut args: Vec<OsString> =
@@ -161,7 +174,7 @@ impl Tap {
         // in the pipe. The hello is awaited on the first read, so a
         // caller may type at once (the lock is held until then).
         let tap = Tap { conn: None, pending: Some((listener, lock)), buf: Vec::new() };
-        Ok(Opened { tap, capture: capture.map(|_| rest) })
+        Ok(Opened { tap, capture: capture.map(|_| rest), joined: false })
     }
 
     /// Waits until the relay has taken this tap in (the pane's bytes from

@@ -300,10 +300,12 @@ pub enum Cmd {
     /// Carry a pane's output to ctb's waiters (run by tmux's pipe-pane).
     #[command(hide = true)]
     PaneRelay {
+        /// The tmux binary, hex-encoded.
         #[arg(long)]
-        tmux: OsString,
+        tmux_hex: String,
+        /// The server's socket path, hex-encoded.
         #[arg(long)]
-        socket: PathBuf,
+        socket_hex: String,
         #[arg(long)]
         pane: u32,
         #[arg(long)]
@@ -578,8 +580,15 @@ pub fn main() -> ExitCode {
         Cmd::PaneTail { session, pane: p, lines } => {
             emit_ended(wait::stream("pane-tail", &server, &session, &p, false, Some(lines)), false)
         }
-        Cmd::PaneRelay { tmux, socket, pane: n, hello } => {
-            match crate::agent::relay::run(crate::agent::relay::RelayArgs { tmux, socket, pane: n, hello }) {
+        Cmd::PaneRelay { tmux_hex, socket_hex, pane: n, hello } => {
+            use std::os::unix::ffi::OsStringExt;
+            let hex = |h: &str| crate::util::hex_decode(h.as_bytes()).map(OsString::from_vec);
+            let (Some(tmux), Some(socket)) = (hex(&tmux_hex), hex(&socket_hex)) else {
+                stderr_line(format_args!("ctb pane-relay: --tmux-hex and --socket-hex must be hex"));
+                return ExitCode::from(2);
+            };
+            let args = crate::agent::relay::RelayArgs { tmux, socket: PathBuf::from(socket), pane: n, hello };
+            match crate::agent::relay::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     stderr_line(format_args!("ctb pane-relay: {e:#}"));

@@ -282,12 +282,16 @@ pub fn stream(
     };
     let r = resolved(command, &t);
     let go = async {
-        let capture = tail.map(|n| vec!["-p".into(), "-J".into(), "-S".into(), format!("-{n}").into()]);
+        // More history than shown: a tap joining a running relay finds
+        // the lines its stream repeats there (up to 20000).
+        let capture =
+            tail.map(|n| vec!["-p".into(), "-J".into(), "-S".into(), format!("-{}", u64::from(n) + 20_000).into()]);
         let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
         let mut tap = opened.tap;
         let mut out = std::io::stdout().lock();
         let mut bytes = 0u64;
         let mut dropped = 0u64;
+        let mut overlap = None;
         if let (Some(n), Some(c)) = (tail, opened.capture) {
             // The last N non-blank lines of the screen and history.
             let text = crate::agent::text::strip(&c);
@@ -298,6 +302,10 @@ pub fn stream(
                 writeln!(out, "{l}")?;
             }
             out.flush()?;
+            if opened.joined {
+                overlap =
+                    Some(crate::agent::overlap::Overlap::new(lines[..end].iter().map(|l| (*l).to_owned()).collect()));
+            }
         }
         let mut text = Lines::new();
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -317,7 +325,13 @@ pub fn stream(
                         let mut res = Ok(());
                         for p in text.push(&b) {
                             if let Piece::Line(l) = p {
-                                res = res.and_then(|()| writeln!(out, "{l}"));
+                                let shown = match overlap.as_mut() {
+                                    Some(o) => o.push(l),
+                                    None => vec![l],
+                                };
+                                for l in shown {
+                                    res = res.and_then(|()| writeln!(out, "{l}"));
+                                }
                             }
                         }
                         res
@@ -332,6 +346,9 @@ pub fn stream(
                 }
                 Event::End | Event::Lost => {
                     if !raw {
+                        for l in overlap.as_mut().map(|o| o.flush()).unwrap_or_default() {
+                            let _ = writeln!(out, "{l}");
+                        }
                         for p in text.finish() {
                             if let Piece::Line(l) = p {
                                 let _ = writeln!(out, "{l}");

@@ -707,3 +707,20 @@ pub fn stored_forms(asked: &str) -> Vec<String> {
         _ => vec![asked.to_owned(), stored_3_3(asked), printed_3_4(&stored_3_3(asked)), stored_3_7(asked)],
     }
 }
+
+impl TmuxServer {
+    /// ctb's pane relays on this server (`ctb pane-relay`, started by tmux
+    /// through `sh -c`, so matched in the shell's command line too): their
+    /// argv names the socket in hex (`--socket-hex`), not with `-L`.
+    pub fn relays(&self) -> Vec<u32> {
+        let hex: String =
+            self.socket_path().as_os_str().as_encoded_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        all_pids()
+            .into_iter()
+            .filter(|&p| {
+                let a = proc_args(p);
+                a.iter().any(|x| x.contains("pane-relay")) && a.iter().any(|x| x.contains(&hex)) && pid_alive(p)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,112 @@
+//! Joining a pane's output stream late: the stream began before the
+//! capture it is shown after, so its first lines may repeat the end of the
+//! capture. Pure: lines in, lines to show out.
+//!
+//! The overlap is the longest run of the stream's first lines that equals
+//! a suffix of the captured lines (lines printed between the subscription
+//! and the capture are in both). Exact for output whose lines differ; for
+//! repetitive output (the same line over and over) the longest candidate
+//! is taken.
+
+/// Drops a stream's first lines that repeat the end of `tail`.
+#[derive(Debug)]
+pub struct Overlap {
+    tail: Vec<String>,
+    /// Start positions in `tail` still matching the lines held.
+    cands: Vec<usize>,
+    /// Stream lines held back while the overlap is undecided.
+    held: Vec<String>,
+    /// The longest overlap found complete so far (lines of `held`).
+    best: Option<usize>,
+    done: bool,
+}
+
+impl Overlap {
+    /// `tail`: the captured lines, oldest first.
+    pub fn new(tail: Vec<String>) -> Overlap {
+        let done = tail.is_empty();
+        Overlap { tail, cands: Vec::new(), held: Vec::new(), best: None, done }
+    }
+
+    /// One stream line; returns the lines to show now (in order).
+    pub fn push(&mut self, line: String) -> Vec<String> {
+        if self.done {
+            return vec![line];
+        }
+        let j = self.held.len();
+        if j == 0 {
+            self.cands = (0..self.tail.len()).filter(|&i| self.tail[i] == line).collect();
+        } else {
+            let tail = &self.tail;
+            self.cands.retain(|&i| i + j < tail.len() && tail[i + j] == line);
+        }
+        self.held.push(line);
+        let n = self.held.len();
+        // A candidate ending exactly at the capture's end is an overlap.
+        if let Some(&i) = self.cands.iter().find(|&&i| i + n == self.tail.len()) {
+            self.best = Some(n);
+            self.cands.retain(|&c| c < i);
+        }
+        if self.cands.is_empty() {
+            return self.decide();
+        }
+        Vec::new()
+    }
+
+    /// End of the stream: what is still held.
+    pub fn flush(&mut self) -> Vec<String> {
+        if self.done {
+            return Vec::new();
+        }
+        self.decide()
+    }
+
+    fn decide(&mut self) -> Vec<String> {
+        self.done = true;
+        let skip = self.best.unwrap_or(0);
+        self.held.drain(..).skip(skip).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tail: &[&str], stream: &[&str]) -> Vec<String> {
+        let mut o = Overlap::new(tail.iter().map(|s| s.to_string()).collect());
+        let mut out = Vec::new();
+        for l in stream {
+            out.extend(o.push(l.to_string()));
+        }
+        out.extend(o.flush());
+        out
+    }
+
+    #[test]
+    fn drops_exactly_the_repeated_lines() {
+        assert_eq!(run(&["1", "2", "3"], &["2", "3", "4", "5"]), ["4", "5"]);
+        assert_eq!(run(&["1", "2", "3"], &["4", "5"]), ["4", "5"]);
+        assert_eq!(run(&["1", "2", "3"], &["3"]), Vec::<String>::new());
+        assert_eq!(run(&[], &["1"]), ["1"]);
+        // A line equal to one in the middle of the capture is not a repeat.
+        assert_eq!(run(&["a", "b", "c"], &["b", "x"]), ["b", "x"]);
+    }
+
+    #[test]
+    fn the_longest_overlap_wins() {
+        assert_eq!(run(&["a", "b", "a", "b"], &["a", "b", "a", "b", "c"]), ["c"]);
+        assert_eq!(run(&["a", "b", "a", "b"], &["a", "b", "c"]), ["c"]);
+    }
+
+    #[test]
+    fn a_long_counter() {
+        let tail: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
+        let mut o = Overlap::new(tail);
+        let mut out = Vec::new();
+        for i in 3850..=6000 {
+            out.extend(o.push(i.to_string()));
+        }
+        assert_eq!(out.first().map(String::as_str), Some("5001"));
+        assert_eq!(out.len(), 1000);
+    }
+}
