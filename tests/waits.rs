@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use util::{all_pids, line_reader, parse_line, proc_args, TmuxServer};
+use util::{line_reader, parse_line, proc_args, TmuxServer};
 
 const BASH: &[&str] = &["bash", "--norc", "--noprofile"];
 

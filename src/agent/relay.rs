@@ -11,7 +11,7 @@
 //! single pipe per pane: hence one relay per pane, shared by its
 //! subscribers.
 //!
-//! Lifecycle, with no timer anywhere:
+//! Lifecycle (no polling; the one timer is the linger deadline below):
 //! - A subscriber (`tap.rs`) takes the pane's lock, and either joins the
 //!   live relay (its abstract socket) or starts one with `pipe-pane -o`;
 //!   the new relay binds its socket, then connects back to the first
@@ -22,6 +22,7 @@
 //!   told how many bytes (DROPPED), never silently. tmux is never made to
 //!   wait: the relay always reads.
 //! - When its last subscriber leaves (a waiter done, or killed), the relay
+//!   stays [`LINGER`] (250 ms: the next wait on the pane joins it), then
 //!   takes the pane's lock (so nobody joins meanwhile), frees its socket,
 //!   closes the pipe in tmux (`pipe-pane -t %N` with no command: only if
 //!   the pipe is still this relay's, i.e. its stdin is still open) and
@@ -50,6 +51,9 @@ use crate::runtime::PaneLock;
 /// How many chunks (each at most [`CHUNK`] bytes, so at most 64 MiB) a
 /// subscriber may fall behind before it loses the oldest.
 pub const BACKLOG: usize = 1024;
+/// How long a relay nobody subscribes to stays (well within the second
+/// in which nothing of a killed ctb may remain).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
 /// The largest read from tmux.
 const CHUNK: usize = 64 * 1024;
 
@@ -134,15 +138,26 @@ async fn relay(a: RelayArgs) -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     let mut listener = Some(listener);
+    // Since when nobody is subscribed: the relay stays LINGER more (the
+    // next wait on this pane, an agent's next `run`, joins it instead of
+    // starting a pipe), then leaves. A deadline, not a poll: nothing runs
+    // meanwhile.
+    let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
-        if subs.is_empty() {
-            match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs).await {
-                Some(()) => continue,
-                None => return Ok(()),
-            }
+        if !subs.is_empty() {
+            idle_since = None;
+        } else if idle_since.is_none() {
+            idle_since = Some(tokio::time::Instant::now());
         }
+        let linger_end = idle_since.map(|t| t + LINGER);
         let Some(l) = listener.as_ref() else { return Ok(()) };
         tokio::select! {
+            () = async { tokio::time::sleep_until(linger_end.expect("checked")).await }, if linger_end.is_some() => {
+                match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs).await {
+                    Some(()) => idle_since = None,
+                    None => return Ok(()),
+                }
+            }
             r = input.read(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     // tmux closed the pipe: tell everyone, let them flush.
