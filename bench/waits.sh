@@ -27,6 +27,9 @@ SOCK=ctb-bench-waits-$$
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ctb-waits.XXXXXX")
 cleanup() {
     tmux -L "$SOCK" kill-server 2>/dev/null || true
+    # A server gone this way can leave its socket file behind: remove ours.
+    local f=${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCK
+    if [[ -S $f ]] && ! tmux -L "$SOCK" has-session 2>/dev/null; then rm -f "$f"; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
