@@ -528,3 +528,4 @@ print(json.dumps({
 EOF
 )
 python3 bench/report.py "$RAW" "$META" bench/results
+CTB=$CTB bash bench/waits.sh # the waits bench (issue 11): its own table and bench/results/waits-*.json
