@@ -80,7 +80,10 @@ def procs_of_server():
             argv = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if any(A.socket.encode() in a for a in argv) and any(b"ctb" in a for a in argv[:1]):
+        # Relays name the socket path in hex (--socket-hex), others by -L.
+        hexpath = f"/tmp/tmux-{os.getuid()}/{A.socket}".encode().hex().encode()
+        names = any(A.socket.encode() in a or hexpath in a for a in argv)
+        if names and any(b"ctb" in a for a in argv[:1]):
             out[int(p)] = argv
     return out
 
