@@ -30,6 +30,7 @@ lint:
 demo: build
 	bash examples/demo-quick.sh
 	bash examples/bridge-demo.sh
+	bash examples/demo-waits.sh
 
 bench: build
 	bash bench/run.sh

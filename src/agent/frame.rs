@@ -1,6 +1,7 @@
 //! The pane relay's wire format (relay → subscriber), pure: a 1-byte kind,
-//! a 4-byte little-endian length, the payload. Subscribers send nothing;
-//! they unsubscribe by closing the connection.
+//! a 4-byte little-endian length, the payload. A subscriber sends only
+//! sync requests (one byte each), and unsubscribes by closing the
+//! connection.
 
 /// The relay is ready: from here on every byte of the pane reaches this
 /// subscriber (payload: the relay's pid, u32 LE).
@@ -13,6 +14,13 @@ pub const DROPPED: u8 = 2;
 /// tmux closed the pipe: the pane is gone, its server exited, or its pipe
 /// was replaced. Nothing follows.
 pub const END: u8 = 3;
+/// The answer to a subscriber's sync request (the byte [`SYNC_REQUEST`]):
+/// every byte tmux had written to the pipe when the relay got the
+/// request came before it.
+pub const SYNC: u8 = 4;
+
+/// What a subscriber sends to ask for a [`SYNC`] frame.
+pub const SYNC_REQUEST: u8 = b'S';
 
 /// The largest payload a frame carries.
 pub const MAX_PAYLOAD: usize = 1 << 20;
@@ -38,6 +46,7 @@ pub enum Frame {
     Data(Vec<u8>),
     Dropped(u64),
     End,
+    Sync,
 }
 
 /// Parses a header: the kind and payload length, or why not.
@@ -46,7 +55,7 @@ pub fn parse_header(h: [u8; 5]) -> Result<(u8, usize), String> {
     if len > MAX_PAYLOAD {
         return Err(format!("relay frame of {len} bytes (at most {MAX_PAYLOAD})"));
     }
-    if h[0] > END {
+    if h[0] > SYNC {
         return Err(format!("unknown relay frame kind {}", h[0]));
     }
     Ok((h[0], len))
@@ -71,7 +80,8 @@ pub fn decode(kind: u8, payload: Vec<u8>) -> Result<Frame, String> {
             fixed(8)?;
             Frame::Dropped(u64::from_le_bytes(payload[..8].try_into().unwrap_or_default()))
         }
-        _ => Frame::End,
+        END => Frame::End,
+        _ => Frame::Sync,
     })
 }
 
@@ -86,6 +96,7 @@ mod tests {
             (DATA, b"a\r\nb".to_vec(), Frame::Data(b"a\r\nb".to_vec())),
             (DROPPED, 9u64.to_le_bytes().to_vec(), Frame::Dropped(9)),
             (END, vec![], Frame::End),
+            (SYNC, vec![], Frame::Sync),
         ] {
             let f = encode(kind, &payload);
             let (k, len) = parse_header(f[..5].try_into().unwrap()).unwrap();
@@ -96,6 +107,7 @@ mod tests {
     #[test]
     fn bad_frames_are_errors() {
         assert!(parse_header([9, 0, 0, 0, 0]).is_err());
+        assert!(parse_header([SYNC + 1, 0, 0, 0, 0]).is_err());
         assert!(parse_header(header(DATA, MAX_PAYLOAD + 1)).is_err());
         assert!(decode(HELLO, vec![1]).is_err());
         assert!(decode(DROPPED, vec![]).is_err());

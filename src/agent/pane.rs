@@ -78,9 +78,15 @@ pub fn create(
     // target of a pane option names (same command list: nothing between).
     // `-F` puts that pane's id in the value (see tmux::LABEL_OPTION); the
     // rest is hex, nothing to expand.
+    // A user's `after-split-window` hook may have made another pane active
+    // meanwhile: a pane that has its own label is never relabelled (the
+    // `if-shell -F` guard), and the pane that got it is printed last, so
+    // a wrong one is repaired below.
     if let Some(l) = label {
         let value = format!("#{{pane_id}}:{}", hex_encode(l.as_bytes()));
-        args.extend([";", "set-option", "-p", "-F", "-t", &window, tmux::LABEL_OPTION, &value].map(OsString::from));
+        let own = format!("#{{m:#{{pane_id}}:*,#{{{}}}}}", tmux::LABEL_OPTION);
+        let set = format!("set-option -p -F -t '{window}' {} '{value}'", tmux::LABEL_OPTION);
+        args.extend([";", "if-shell", "-F", "-t", &window, &own, "", &set].map(OsString::from));
     }
     // A pane running a command directly keeps its exit status: tmux
     // records it only for a pane kept after its process exits
@@ -89,6 +95,7 @@ pub fn create(
     if !command.is_empty() {
         args.extend([";", "set-option", "-p", "-t", &window, "remain-on-exit", "on"].map(OsString::from));
     }
+    args.extend([";", "display-message", "-p", "-t", &window, "ctb-active #{pane_id}"].map(OsString::from));
     if named {
         args.extend([";", "select-layout", "-t", &window, layout].map(OsString::from));
     }
@@ -103,6 +110,13 @@ pub fn create(
         .and_then(|(p, i)| Some((p.to_owned(), i.parse::<u32>().ok()?)))
         .filter(|(p, _)| p.starts_with('%'))
         .with_context(|| format!("tmux did not print the new pane's id ({:?})", lossy(line)))?;
+    let active = out
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"ctb-active "))
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    if active.as_deref() != Some(pane_id.as_str()) {
+        refocused(server, &pane_id, active.as_deref(), label, !command.is_empty())?;
+    }
     if !named {
         let r = server.run([
             OsString::from("select-layout"),
@@ -121,6 +135,52 @@ pub fn create(
         }
     }
     Ok(Created { pane_id, index, window_id: window, session: sp })
+}
+
+/// Repairs `pane-create` after a user's hook made pane `other` active
+/// right after the split: what was set on `other` is taken back (only if
+/// it is exactly what ctb set), and set on the new pane by its id. A new
+/// pane that no longer exists (a hook killed it, or its command ended
+/// before it could be kept) is an error.
+fn refocused(server: &Server, new: &str, other: Option<&str>, label: Option<&OsStr>, keep: bool) -> Result<()> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |c: Vec<String>| {
+        if !args.is_empty() {
+            args.push(";".into());
+        }
+        args.extend(c.into_iter().map(OsString::from));
+    };
+    let hex = label.map(|l| hex_encode(l.as_bytes()));
+    if let Some(o) = other.filter(|o| o.starts_with('%')) {
+        if let Some(h) = &hex {
+            let ours = format!("#{{==:#{{{}}},{o}:{h}}}", tmux::LABEL_OPTION);
+            let unset = format!("set-option -p -u -t '{o}' {}", tmux::LABEL_OPTION);
+            push(vec!["if-shell".into(), "-F".into(), "-t".into(), o.into(), ours, unset]);
+        }
+        if keep {
+            push(["set-option", "-p", "-u", "-t", o, "remain-on-exit"].map(String::from).to_vec());
+        }
+    }
+    if let Some(h) = &hex {
+        push(vec![
+            "set-option".into(),
+            "-p".into(),
+            "-t".into(),
+            new.into(),
+            tmux::LABEL_OPTION.into(),
+            format!("{new}:{h}"),
+        ]);
+    }
+    if keep {
+        push(["set-option", "-p", "-t", new, "remain-on-exit", "on"].map(String::from).to_vec());
+    }
+    if args.is_empty() {
+        return Ok(());
+    }
+    let _gate = AttachGate::mutation(&server.socket_path())?;
+    server.run(&args).map(drop).map_err(|e| {
+        anyhow::anyhow!("a tmux hook made another pane active after the split, and the new pane {new} is gone ({e})")
+    })
 }
 
 /// At most this many bytes of argv per tmux invocation: the tmux client
@@ -190,6 +250,9 @@ fn keys_cmds(id: &str, keys: &[OsString]) -> Vec<Vec<OsString>> {
 }
 
 fn refuse_dead(t: &PaneTarget) -> Result<()> {
+    if t.pane.input_off {
+        bail!("pane {} does not take input (select-pane -d): nothing was sent", t.pane.id);
+    }
     if t.pane.dead {
         bail!("pane {} is dead ({}): nothing was sent", t.pane.id, exit_text(&t.pane));
     }
@@ -209,7 +272,9 @@ fn exit_text(p: &PaneRow) -> String {
 /// input to a dead pane silently.
 fn send(server: &Server, t: &PaneTarget, mut cmds: Vec<Vec<OsString>>, total: usize) -> Result<usize> {
     let id = &t.pane.id;
-    cmds.push(["display-message", "-p", "-t", id, "#{pane_dead}"].map(OsString::from).to_vec());
+    cmds.push(
+        ["display-message", "-p", "-t", id, "ctb-dead #{pane_dead} #{pane_input_off}"].map(OsString::from).to_vec(),
+    );
     let mut batches: Vec<Vec<OsString>> = vec![Vec::new()];
     let mut size = 0;
     for c in cmds {
@@ -239,7 +304,12 @@ fn send(server: &Server, t: &PaneTarget, mut cmds: Vec<Vec<OsString>>, total: us
             }
         })?;
     }
-    if last.trim_ascii() != b"0" {
+    // The last line (a user's hook may print before it).
+    let last = last.trim_ascii_end().rsplit(|&b| b == b'\n').next().unwrap_or_default().trim_ascii().to_vec();
+    if last == b"ctb-dead 0 1" {
+        bail!("pane {id} does not take input (select-pane -d): nothing arrived");
+    }
+    if last != b"ctb-dead 0 0" {
         bail!("pane {id} died while the input was sent: it may not have arrived");
     }
     Ok(count)
@@ -276,7 +346,8 @@ pub fn capture(server: &Server, t: &PaneTarget, lines: u32, escapes: bool, join:
 
 fn capture_cmd(id: &str, lines: u32, escapes: bool, join: bool) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["capture-pane", "-p", "-t", id].map(OsString::from).to_vec();
-    args.extend(["-S".into(), format!("-{lines}").into()]);
+    // tmux reads -S as an int: past i32::MAX it quietly takes the screen.
+    args.extend(["-S".into(), format!("-{}", lines.min(i32::MAX as u32)).into()]);
     if escapes {
         args.push("-e".into());
     }
@@ -486,16 +557,26 @@ pub fn guarded(server: &Server, session: &OsStr, pane: &OsStr, action: &Action) 
     if !plain_session(session.as_bytes()) {
         return None;
     }
-    let id = format!("%{}", String::from_utf8_lossy(digits));
+    // `%01` is pane %1 to tmux: the same number for ctb (no leading zero
+    // kept), as the resolver does.
+    let id = format!("%{}", std::str::from_utf8(digits).ok()?.parse::<u32>().ok()?);
     let (cmds, alive): (Vec<Vec<OsString>>, bool) = match action {
         Action::Exec { text, enter } => {
             let mut c = exec_cmds(&id, text, *enter);
-            c.push(["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead}"].map(OsString::from).to_vec());
+            c.push(
+                ["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead} #{pane_input_off}"]
+                    .map(OsString::from)
+                    .to_vec(),
+            );
             (c, true)
         }
         Action::Keys(k) => {
             let mut c = keys_cmds(&id, k);
-            c.push(["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead}"].map(OsString::from).to_vec());
+            c.push(
+                ["display-message", "-p", "-t", &id, "ctb-dead #{pane_dead} #{pane_input_off}"]
+                    .map(OsString::from)
+                    .to_vec(),
+            );
             (c, true)
         }
         Action::Capture { lines, escapes, join } => (vec![capture_cmd(&id, *lines, *escapes, *join)], false),
@@ -525,7 +606,7 @@ pub fn guarded(server: &Server, session: &OsStr, pane: &OsStr, action: &Action) 
     // The session name is plain: nothing in it is special in a format.
     let mut cond = format!("#{{==:#{{session_name}},{}}}", session.to_string_lossy());
     if alive {
-        cond = format!("#{{&&:{cond},#{{==:#{{pane_dead}},0}}}}");
+        cond = format!("#{{&&:{cond},#{{==:#{{pane_dead}}#{{pane_input_off}},00}}}}");
     }
     let row = format!("ctb-row #{{session_id}} #{{session_windows}} #{{window_panes}} {}", tmux::PANE_FORMAT);
     let args: Vec<OsString> = vec![
@@ -574,7 +655,12 @@ pub fn guarded(server: &Server, session: &OsStr, pane: &OsStr, action: &Action) 
         let mut g = Guarded { target, output: Vec::new(), session_closed: false };
         match action {
             Action::Exec { .. } | Action::Keys(_) => {
-                if rest.trim_ascii() != b"ctb-dead 0" {
+                // The last line (a user's hook may print before it).
+                let last = rest.trim_ascii_end().rsplit(|&b| b == b'\n').next().unwrap_or_default();
+                if last.trim_ascii() == b"ctb-dead 0 1" {
+                    bail!("pane {id} does not take input (select-pane -d): nothing arrived");
+                }
+                if last.trim_ascii() != b"ctb-dead 0 0" {
                     bail!("pane {id} died while the input was sent: it may not have arrived");
                 }
             }

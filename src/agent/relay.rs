@@ -80,6 +80,8 @@ pub struct RelayArgs {
 enum Msg {
     /// Bytes at this offset of the pane's output since the relay started.
     Data(u64, Arc<[u8]>),
+    /// The answer to subscriber N's sync request.
+    Sync(u64),
     End,
 }
 
@@ -128,11 +130,14 @@ async fn relay(a: RelayArgs) -> Result<()> {
     let mut input = tmux_pipe()?;
     let listener = bind(&a).await?;
     let (tx, _) = broadcast::channel::<Msg>(BACKLOG);
+    let (sync_tx, mut sync_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut next_id = 0u64;
     let mut subs = JoinSet::new();
     // The first subscriber is subscribed before the first byte is read.
     if let Ok(s) = connect_abstract(a.hello.as_bytes()) {
         if same_user(&s) {
-            subs.spawn(subscriber(s, tx.subscribe()));
+            next_id += 1;
+            subs.spawn(subscriber(s, tx.subscribe(), next_id, sync_tx.clone()));
         }
     }
     let mut buf = vec![0u8; CHUNK];
@@ -153,7 +158,7 @@ async fn relay(a: RelayArgs) -> Result<()> {
         let Some(l) = listener.as_ref() else { return Ok(()) };
         tokio::select! {
             () = async { tokio::time::sleep_until(linger_end.expect("checked")).await }, if linger_end.is_some() => {
-                match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs).await {
+                match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs, &sync_tx, &mut next_id).await {
                     Some(()) => idle_since = None,
                     None => return Ok(()),
                 }
@@ -175,9 +180,23 @@ async fn relay(a: RelayArgs) -> Result<()> {
             acc = l.accept() => {
                 if let Ok((s, _)) = acc {
                     if same_user(&s) {
-                        subs.spawn(subscriber(s, tx.subscribe()));
+                        next_id += 1;
+                        subs.spawn(subscriber(s, tx.subscribe(), next_id, sync_tx.clone()));
                     }
                 }
+            }
+            Some(id) = sync_rx.recv() => {
+                // Everything tmux has written so far goes out first.
+                loop {
+                    match input.try_read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let _ = tx.send(Msg::Data(offset, Arc::from(&buf[..n])));
+                            offset += n as u64;
+                        }
+                    }
+                }
+                let _ = tx.send(Msg::Sync(id));
             }
             Some(_) = subs.join_next() => {}
         }
@@ -193,6 +212,8 @@ async fn last_one_left(
     input: &mut UnixStream,
     tx: &broadcast::Sender<Msg>,
     subs: &mut JoinSet<()>,
+    sync_tx: &tokio::sync::mpsc::UnboundedSender<u64>,
+    next_id: &mut u64,
 ) -> Option<()> {
     // While waiting for the lock, a pipe closed or replaced under us (the
     // lock's holder may be replacing it) ends this relay at once.
@@ -212,7 +233,8 @@ async fn last_one_left(
             acc = l.accept() => {
                 if let Ok((s, _)) = acc {
                     if same_user(&s) {
-                        subs.spawn(subscriber(s, tx.subscribe()));
+                        *next_id += 1;
+                        subs.spawn(subscriber(s, tx.subscribe(), *next_id, sync_tx.clone()));
                     }
                 }
             }
@@ -310,7 +332,12 @@ async fn bind(a: &RelayArgs) -> Result<UnixListener> {
 }
 
 /// Carries the relay's messages to one subscriber until it leaves.
-async fn subscriber(s: UnixStream, mut rx: broadcast::Receiver<Msg>) {
+async fn subscriber(
+    s: UnixStream,
+    mut rx: broadcast::Receiver<Msg>,
+    id: u64,
+    sync: tokio::sync::mpsc::UnboundedSender<u64>,
+) {
     let (mut rd, mut wr) = s.into_split();
     if wr.write_all(&frame::encode(frame::HELLO, &std::process::id().to_le_bytes())).await.is_err() {
         return;
@@ -333,6 +360,11 @@ async fn subscriber(s: UnixStream, mut rx: broadcast::Receiver<Msg>) {
                         return;
                     }
                 }
+                Ok(Msg::Sync(who)) => {
+                    if who == id && wr.write_all(&frame::encode(frame::SYNC, &[])).await.is_err() {
+                        return;
+                    }
+                }
                 Ok(Msg::End) | Err(broadcast::error::RecvError::Closed) => {
                     let _ = wr.write_all(&frame::encode(frame::END, &[])).await;
                     let _ = wr.shutdown().await;
@@ -340,8 +372,15 @@ async fn subscriber(s: UnixStream, mut rx: broadcast::Receiver<Msg>) {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
             },
-            // A subscriber only ever closes (anything else ends it too).
-            _ = rd.read(&mut scratch) => return,
+            // A subscriber only asks for syncs, or closes.
+            r = rd.read(&mut scratch) => match r {
+                Ok(n) if n > 0 && scratch[..n].iter().all(|&b| b == frame::SYNC_REQUEST) => {
+                    for _ in 0..n {
+                        let _ = sync.send(id);
+                    }
+                }
+                _ => return,
+            },
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum Event {
     End,
     /// The relay went away without END (it was killed).
     Lost,
+    /// The answer to [`Tap::sync`].
+    Sync,
 }
 
 /// A subscription to one pane's output.
@@ -204,6 +206,19 @@ impl Tap {
         }
     }
 
+    /// Asks the relay for a sync point: an [`Event::Sync`] follows every
+    /// byte tmux had written to the pipe by now (used once a pane is
+    /// known dead, to have its last bytes before saying so).
+    pub async fn sync(&mut self) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.ready().await?;
+        let Some(conn) = self.conn.as_mut() else { bail!("the tap is not connected") };
+        // A relay already gone cannot answer: its END (or the connection's
+        // end) is what the reader gets next.
+        let _ = conn.write_all(&[frame::SYNC_REQUEST]).await;
+        Ok(())
+    }
+
     /// The next frame; `None` when the relay went away. Cancel-safe: bytes
     /// read stay in the buffer until a whole frame is there.
     async fn frame(&mut self) -> Result<Option<Frame>> {
@@ -240,6 +255,7 @@ impl Tap {
                 Some(Frame::Data(d)) => Event::Data(d),
                 Some(Frame::Dropped(n)) => Event::Dropped(n),
                 Some(Frame::End) => Event::End,
+                Some(Frame::Sync) => Event::Sync,
             });
         }
     }

@@ -146,6 +146,8 @@ pub struct Spec {
     pub timeout: Option<Duration>,
     /// Lines ctb typed just before: their echo is skipped.
     pub echo: Vec<String>,
+    /// The pane's process, whose exit ends the wait (`exited`).
+    pub pid: Option<u32>,
 }
 
 /// How a wait ended, with what it saw.
@@ -265,14 +267,28 @@ pub async fn wait_for(
     // moves, not lines: while it is on, what is visible is searched,
     // captured again each time the pane prints.
     let mut alt = alternate_on(server, pane).await;
+    let mut death = Death::new(spec.pid.unwrap_or(0));
+    let mut dying: Option<Fate> = None;
     loop {
         let quiet_at = spec.quiet.map(|q| last_output + q);
         let ev = tokio::select! {
             ev = tap.next() => ev,
+            z = death.wait() => {
+                // Its last bytes first: the relay syncs, then we decide.
+                dying = Some(self::death(server, pane, session, z).await);
+                tap.sync().await?;
+                continue;
+            }
             () = until(deadline) => return Ok(done(w, Outcome::Timeout, None, None, None)),
-            () = until(quiet_at) => return Ok(done(w, Outcome::Quiet, None, None, None)),
+            () = until(quiet_at), if dying.is_none() => return Ok(done(w, Outcome::Quiet, None, None, None)),
         };
         match ev {
+            Ok(Event::Sync) => {
+                if let Some(f) = dying {
+                    w.fate = Some(f);
+                    return Ok(done(w, f.outcome(), None, None, None));
+                }
+            }
             Ok(Event::Data(bytes)) => {
                 last_output = Instant::now();
                 let pieces = lines.push(&bytes);
@@ -304,7 +320,10 @@ pub async fn wait_for(
             }
             Ok(Event::Dropped(n)) => w.dropped += n,
             Ok(ev @ (Event::End | Event::Lost)) => {
-                let fate = settled(pane_fate(server, pane, session).await, &ev)?;
+                let fate = match dying {
+                    Some(f) => f,
+                    None => settled(pane_fate(server, pane, session).await, &ev)?,
+                };
                 w.fate = Some(fate);
                 return Ok(done(w, fate.outcome(), None, None, None));
             }
@@ -356,8 +375,7 @@ pub fn run_text(command: &[u8], nonce: &str) -> Vec<u8> {
 /// Collects `run`'s output from its start marker to its end marker.
 pub async fn run_collect(
     server: &Server,
-    pane: &str,
-    session: SessionId,
+    (pane, session, pid): (&str, SessionId, u32),
     mut tap: Tap,
     nonce: &str,
     timeout: Option<Duration>,
@@ -388,15 +406,30 @@ pub async fn run_collect(
             r.truncated = true;
         }
     };
+    let mut death = Death::new(pid);
+    let mut dying: Option<Fate> = None;
     loop {
         let ev = tokio::select! {
             ev = tap.next() => ev,
+            z = death.wait() => {
+                dying = Some(self::death(server, pane, session, z).await);
+                tap.sync().await?;
+                continue;
+            }
             () = until(deadline) => {
                 r.elapsed = started.elapsed();
                 return Ok(r);
             }
         };
         match ev {
+            Ok(Event::Sync) => {
+                if let Some(f) = dying {
+                    r.fate = Some(f);
+                    r.outcome = f.outcome();
+                    r.elapsed = started.elapsed();
+                    return Ok(r);
+                }
+            }
             Ok(Event::Data(bytes)) => {
                 for p in text.push(&bytes) {
                     match p {
@@ -425,7 +458,10 @@ pub async fn run_collect(
                         }
                     }
                 }
-                let fate = settled(pane_fate(server, pane, session).await, &ev)?;
+                let fate = match dying {
+                    Some(f) => f,
+                    None => settled(pane_fate(server, pane, session).await, &ev)?,
+                };
                 r.fate = Some(fate);
                 r.outcome = fate.outcome();
                 r.elapsed = started.elapsed();
@@ -482,6 +518,32 @@ async fn death(server: &Server, pane: &str, session: SessionId, zombie: Option<F
     match (f, zombie) {
         (Fate::Exited { status: None, signal: None }, Some(z)) => z,
         (f, _) => f,
+    }
+}
+
+/// The pane's process, watched through its pidfd: a pane kept after its
+/// process exits (`remain-on-exit`) keeps its pipe open, so its death
+/// comes from here, not from the tap.
+pub struct Death {
+    fd: Option<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>>,
+    pid: u32,
+    fired: bool,
+}
+
+impl Death {
+    pub fn new(pid: u32) -> Death {
+        Death { fd: pidfd(pid as i32), pid, fired: false }
+    }
+
+    /// Resolves once, when the process has exited; the zombie's status
+    /// if it could still be read.
+    pub async fn wait(&mut self) -> Option<Fate> {
+        if self.fired || self.fd.is_none() {
+            return std::future::pending().await;
+        }
+        exited(&self.fd).await;
+        self.fired = true;
+        zombie_status(self.pid)
     }
 }
 
@@ -556,7 +618,7 @@ pub async fn pane_wait(
     loop {
         tokio::select! {
             ev = tap.next() => match ev {
-                Ok(Event::Data(_) | Event::Dropped(_)) => {}
+                Ok(Event::Data(_) | Event::Dropped(_) | Event::Sync) => {}
                 Ok(ev @ (Event::End | Event::Lost)) => {
                     let f = settled(fate_after_death(server, pane, session).await, &ev)?;
                     return end(f.outcome(), Some("process"), Some(f));
@@ -603,6 +665,7 @@ mod tests {
             quiet: None,
             timeout: None,
             echo: Vec::new(),
+            pid: None,
         };
         let got = check_batch(&spec, ["ok 1", "fail 2"].into_iter()).unwrap();
         assert_eq!((got.0, got.1.as_str()), (Outcome::Stopped, "fail 2"));

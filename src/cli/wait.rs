@@ -84,6 +84,7 @@ impl WaitOpts {
             quiet: self.quiet_ms.map(Duration::from_millis),
             timeout: self.timeout,
             echo: Vec::new(),
+            pid: None,
         })
     }
 }
@@ -117,6 +118,8 @@ pub fn wait_for(
         Err(e) => return *e,
     };
     let r = resolved(command, &t);
+    let mut spec = spec;
+    spec.pid = Some(t.pane.pid);
     let go = async {
         let capture = history.map(capture_args);
         let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
@@ -150,6 +153,7 @@ pub fn exec_wait(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, e
         Err(e) => return *e,
     };
     let r = resolved(command, &t).field("bytes", text.len()).field("enter", enter);
+    spec.pid = Some(t.pane.pid);
     let go = async {
         let opened = Tap::open(server, &t.pane.id, None).await?;
         crate::agent::pane::exec(server, &t, text.as_bytes(), enter)?;
@@ -196,7 +200,8 @@ pub fn run(
     let go = async {
         let opened = Tap::open(server, &t.pane.id, None).await?;
         crate::agent::pane::exec(server, &t, &wait::run_text(&line, &nonce), true)?;
-        let ran = wait::run_collect(server, &t.pane.id, t.session, opened.tap, &nonce, timeout, started).await?;
+        let pane = (t.pane.id.as_str(), t.session, t.pane.pid);
+        let ran = wait::run_collect(server, pane, opened.tap, &nonce, timeout, started).await?;
         if ran.outcome == WaitOutcome::Timeout && interrupt {
             crate::agent::pane::keys(server, &t, &["C-c".into()])?;
         }
@@ -310,13 +315,36 @@ pub fn stream(
         let mut text = Lines::new();
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // A pane kept after its process exits keeps its pipe: its death
+        // comes from the process (then its last bytes, then the end).
+        let mut death = wait::Death::new(t.pane.pid);
+        let mut dying = false;
         let ended = loop {
             let ev = tokio::select! {
                 ev = tap.next() => ev?,
+                _ = death.wait() => {
+                    dying = true;
+                    tap.sync().await?;
+                    continue;
+                }
                 _ = sigint.recv() => break "interrupted",
                 _ = sigterm.recv() => break "terminated",
             };
             match ev {
+                Event::Sync if dying => {
+                    if !raw {
+                        for l in overlap.as_mut().map(|o| o.flush()).unwrap_or_default() {
+                            let _ = writeln!(out, "{l}");
+                        }
+                        for p in text.finish() {
+                            if let Piece::Line(l) = p {
+                                let _ = writeln!(out, "{l}");
+                            }
+                        }
+                    }
+                    break "pane-closed";
+                }
+                Event::Sync => {}
                 Event::Data(b) => {
                     bytes += b.len() as u64;
                     let w = if raw {

@@ -69,7 +69,7 @@ pub fn strip_own<'a>(value: &'a [u8], id: &str) -> Option<&'a [u8]> {
 /// holds no newline). Letters prefix the fields that may be empty.
 pub const PANE_FORMAT: &str = concat!(
     "#{pane_id} #{pane_index} #{window_id} #{window_active} #{pane_active} #{pane_pid} ",
-    "#{pane_dead} S#{pane_dead_status} G#{pane_dead_signal} #{pane_width} #{pane_height} #{pane_in_mode} ",
+    "#{pane_dead} S#{pane_dead_status} G#{pane_dead_signal} #{pane_width} #{pane_height} #{pane_in_mode} #{pane_input_off} ",
     "L",
     own_label!(),
     " M",
@@ -99,6 +99,8 @@ pub struct PaneRow {
     pub height: u32,
     /// In copy mode (or another mode).
     pub in_mode: bool,
+    /// Input disabled (`select-pane -d`): typed text would be dropped.
+    pub input_off: bool,
     /// The label, decoded; `None` when unset (or not written by ctb).
     pub label: Option<Vec<u8>>,
     /// The metadata, decoded, in stored order.
@@ -113,7 +115,7 @@ pub struct PaneRow {
 impl PaneRow {
     /// One line of [`PANE_FORMAT`]; `None` if it is not in that format.
     pub fn parse(line: &[u8]) -> Option<PaneRow> {
-        let mut f = line.splitn(15, |&b| b == b' ');
+        let mut f = line.splitn(16, |&b| b == b' ');
         let mut next = || f.next();
         let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
         let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
@@ -138,6 +140,7 @@ impl PaneRow {
         let width = num(next()?)?;
         let height = num(next()?)?;
         let in_mode = flag(next()?)?;
+        let input_off = flag(next()?)?;
         let label = strip_own(next()?.strip_prefix(b"L")?, &id).and_then(hex_decode).filter(|l| !l.is_empty());
         let meta = next()?.strip_prefix(b"M")?;
         let meta_raw = strip_own(meta, &id).map(|m| String::from_utf8_lossy(m).into_owned());
@@ -156,6 +159,7 @@ impl PaneRow {
             width,
             height,
             in_mode,
+            input_off,
             label,
             metadata,
             meta_raw,
@@ -294,7 +298,11 @@ pub fn find_pane(server: &Server, sp: &SessionPanes, pane: &OsStr) -> Result<Pan
         bail!("a pane must be given as %N, a label or an index (got an empty string)");
     }
     if let Some(digits) = p.strip_prefix(b"%").filter(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit)) {
-        let id = format!("%{}", String::from_utf8_lossy(digits));
+        // `%01` names pane %1 (as tmux reads it).
+        let Some(n) = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<u32>().ok()) else {
+            bail!("no pane {} on this tmux server", lossy(p));
+        };
+        let id = format!("%{n}");
         if let Some(r) = sp.panes.iter().find(|r| r.id == id) {
             return Ok(r.clone());
         }
@@ -343,7 +351,7 @@ mod tests {
 
     #[test]
     fn parses_a_row_and_refuses_others() {
-        let r = PaneRow::parse(b"%3 1 @2 1 0 4242 1 S7 G 80 24 0 L%3:613b M%3:6b=76.6b32= my title").unwrap();
+        let r = PaneRow::parse(b"%3 1 @2 1 0 4242 1 S7 G 80 24 0 0 L%3:613b M%3:6b=76.6b32= my title").unwrap();
         assert_eq!(r.id, "%3");
         assert_eq!(r.index, 1);
         assert!(r.dead);
@@ -354,12 +362,12 @@ mod tests {
         assert_eq!(r.title, b"my title");
         assert_eq!(r.meta_raw.as_deref(), Some("6b=76.6b32="));
         // Another pane's value (inherited, or copied) is not this pane's.
-        let other = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 0 L%33:613b M%30:6b=76 t").unwrap();
+        let other = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 0 0 L%33:613b M%30:6b=76 t").unwrap();
         assert_eq!((other.label, other.metadata.len(), other.meta_raw), (None, 0, None));
-        let bare = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 0 L613b M6b=76 t").unwrap();
+        let bare = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 0 0 L613b M6b=76 t").unwrap();
         assert_eq!((bare.label, bare.metadata.len()), (None, 0));
-        let alive = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 1 L M ").unwrap();
-        assert_eq!((alive.exit_status, alive.label, alive.in_mode), (None, None, true));
+        let alive = PaneRow::parse(b"%3 1 @2 1 0 4242 0 S G 80 24 1 1 L M ").unwrap();
+        assert_eq!((alive.exit_status, alive.label, alive.in_mode, alive.input_off), (None, None, true, true));
         assert!(PaneRow::parse(b"3 1 @2").is_none());
         assert!(PaneRow::parse(b"").is_none());
     }
