@@ -227,10 +227,13 @@ fn pane_wait_reports_exit_status_and_signal() {
     assert_eq!(d.v["exit_status"], 7, "{}", d.v);
     assert_eq!(d.v["signal"], Value::Null, "{}", d.v);
     assert_eq!(d.v["ended"], "process");
-    // Already dead.
+    // Already dead: what tmux recorded (tmux 3.3a loses it about one time
+    // in three; the first pane-wait read it from the process itself).
     let d = ctb(&s, &["pane-wait", "s", &p]);
     assert_outcome(&d, "exited", 0);
-    assert_eq!(d.v["exit_status"], 7);
+    if !(d.v["exit_status"].is_null() && tmux_is_3_3()) {
+        assert_eq!(d.v["exit_status"], 7);
+    }
     // Killed by a signal: `signal`, not 128+N.
     let p = pane(&s, "killed", &["sh", "-c", "read x; kill -KILL $$"]);
     let w = spawn_sub(&s, &p, &["pane-wait", "s", &p, "--timeout", "10"]);
@@ -1018,8 +1021,18 @@ fn alternate_screen_app() {
     let p = pane(&s, "less", &["less", &file.to_string_lossy()]);
     until("less on screen", Duration::from_secs(5), || {
         s.tmux_ok(&["display-message", "-p", "-t", &p, "#{alternate_on}"]) == "1"
-            && s.tmux_ok(&["capture-pane", "-p", "-t", &p]).contains("VISIBLE-3")
     });
+    // less started at one size and was resized at once (the layout): it
+    // sometimes keeps a later line on top (also without ctb). To the top.
+    let mut shown = String::new();
+    let top = Instant::now() + Duration::from_secs(5);
+    while !shown.contains("VISIBLE-3") {
+        assert!(Instant::now() < top, "less never showed the top: {shown:?}");
+        // (Again until it shows: less may drop keys typed while it starts.)
+        s.tmux_ok(&["send-keys", "-t", &p, "g"]);
+        std::thread::sleep(Duration::from_millis(50));
+        shown = s.tmux_ok(&["capture-pane", "-p", "-t", &p]);
+    }
     // What is visible is found (screen source).
     let d = ctb(&s, &["wait-for", "s", &p, "VISIBLE-3\\b", "--timeout", "5"]);
     assert_outcome(&d, "matched", 0);

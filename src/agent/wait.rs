@@ -166,6 +166,21 @@ pub struct Waited {
     pub elapsed: Duration,
 }
 
+impl Waited {
+    /// A wait that ended before it began: the pane was already dead or gone.
+    pub fn ended(f: Fate, started: Instant) -> Waited {
+        Waited {
+            outcome: f.outcome(),
+            line: None,
+            matched: None,
+            source: None,
+            fate: Some(f),
+            dropped: 0,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
 /// Checks one line: the stop pattern first (stop wins), then the pattern.
 fn check(spec: &Spec, line: &str) -> Option<(Outcome, String)> {
     if let Some(m) = spec.stop.as_ref().and_then(|r| r.find(line)) {
@@ -344,6 +359,22 @@ pub struct Ran {
     pub fate: Option<Fate>,
     pub dropped: u64,
     pub elapsed: Duration,
+}
+
+impl Ran {
+    /// A run that never started: the pane was already dead or gone.
+    pub fn ended(f: Fate, started: Instant) -> Ran {
+        Ran {
+            outcome: f.outcome(),
+            exit_status: None,
+            lines: Default::default(),
+            total_lines: 0,
+            truncated: false,
+            fate: Some(f),
+            dropped: 0,
+            elapsed: started.elapsed(),
+        }
+    }
 }
 
 /// How many of a command's last output lines `run` returns.

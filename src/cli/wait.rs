@@ -67,6 +67,33 @@ fn target(command: &'static str, server: &Server, session: &OsStr, pane: &OsStr)
         .map_err(|e| Box::new((Err(fail(asked(command, session, Some(pane)), e)), 1)))
 }
 
+/// Opens a tap on the target; a pane that died or vanished since it was
+/// resolved is its fate (`Err`), not an error.
+async fn open_tap(
+    server: &Server,
+    t: &PaneTarget,
+    capture: Option<&[OsString]>,
+) -> Result<Result<crate::agent::tap::Opened, Fate>> {
+    match Tap::open(server, &t.pane.id, capture).await {
+        Ok(o) => Ok(Ok(o)),
+        Err(e) => match wait::fate_after_death(server, &t.pane.id, t.session).await {
+            Fate::Alive => Err(e),
+            f => Ok(Err(f)),
+        },
+    }
+}
+
+/// A pane's fate as a phrase.
+fn fate_text(f: Fate) -> &'static str {
+    match f {
+        Fate::Alive => "the pane is there",
+        Fate::Exited { .. } => "the pane's process has exited",
+        Fate::PaneGone => "the pane is gone",
+        Fate::SessionGone => "the pane's session is gone",
+        Fate::ServerGone => "the tmux server is gone",
+    }
+}
+
 /// Options of `wait-for` and `pane-exec --wait-for`.
 #[derive(Debug, Clone, Default)]
 pub struct WaitOpts {
@@ -122,7 +149,10 @@ pub fn wait_for(
     spec.pid = Some(t.pane.pid);
     let go = async {
         let capture = history.map(capture_args);
-        let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
+        let opened = match open_tap(server, &t, capture.as_deref()).await? {
+            Ok(o) => o,
+            Err(f) => return Ok(wait::Waited::ended(f, started)),
+        };
         wait::wait_for(server, &t.pane.id, t.session, opened.tap, opened.capture.as_deref(), &spec, started).await
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
@@ -155,7 +185,10 @@ pub fn exec_wait(server: &Server, session: &OsStr, pane: &OsStr, text: &OsStr, e
     let r = resolved(command, &t).field("bytes", text.len()).field("enter", enter);
     spec.pid = Some(t.pane.pid);
     let go = async {
-        let opened = Tap::open(server, &t.pane.id, None).await?;
+        let opened = match open_tap(server, &t, None).await? {
+            Ok(o) => o,
+            Err(f) => return Ok(wait::Waited::ended(f, started)),
+        };
         crate::agent::pane::exec(server, &t, text.as_bytes(), enter)?;
         // Lines typed (what the terminal echoes back before the output).
         spec.echo = text.as_bytes().split(|&b| b == b'\n').map(|l| String::from_utf8_lossy(l).into_owned()).collect();
@@ -198,7 +231,10 @@ pub fn run(
     let r = resolved(command, &t);
     let nonce = wait::nonce();
     let go = async {
-        let opened = Tap::open(server, &t.pane.id, None).await?;
+        let opened = match open_tap(server, &t, None).await? {
+            Ok(o) => o,
+            Err(f) => return Ok(wait::Ran::ended(f, started)),
+        };
         crate::agent::pane::exec(server, &t, &wait::run_text(&line, &nonce), true)?;
         let pane = (t.pane.id.as_str(), t.session, t.pane.pid);
         let ran = wait::run_collect(server, pane, opened.tap, &nonce, timeout, started).await?;
@@ -252,7 +288,17 @@ pub fn pane_wait(server: &Server, session: &OsStr, pane: &OsStr, timeout: Option
         return finish(r, outcome, Some(fate), timeout, outcome == WaitOutcome::Exited);
     }
     let go = async {
-        let opened = Tap::open(server, &t.pane.id, None).await?;
+        let opened = match open_tap(server, &t, None).await? {
+            Ok(o) => o,
+            Err(f) => {
+                return Ok(wait::PaneWaited {
+                    outcome: f.outcome(),
+                    what: Some("process"),
+                    fate: Some(f),
+                    elapsed: started.elapsed(),
+                })
+            }
+        };
         wait::pane_wait(server, &t.pane.id, t.session, t.pane.pid, opened.tap, timeout, started).await
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
@@ -291,7 +337,10 @@ pub fn stream(
         // the lines its stream repeats there (up to 20000).
         let capture =
             tail.map(|n| vec!["-p".into(), "-J".into(), "-S".into(), format!("-{}", u64::from(n) + 20_000).into()]);
-        let opened = Tap::open(server, &t.pane.id, capture.as_deref()).await?;
+        let opened = match open_tap(server, &t, capture.as_deref()).await? {
+            Ok(o) => o,
+            Err(f) => anyhow::bail!("nothing to stream: {}", fate_text(f)),
+        };
         let mut tap = opened.tap;
         let mut out = std::io::stdout().lock();
         let mut bytes = 0u64;
