@@ -244,6 +244,34 @@ impl Tap {
         }
     }
 
+    /// The next event if one has already arrived (no waiting): lets a
+    /// caller see everything the pane printed at once before deciding.
+    pub fn try_next(&mut self) -> Option<Event> {
+        loop {
+            if self.buf.len() >= 5 {
+                let h: [u8; 5] = self.buf[..5].try_into().ok()?;
+                let (kind, len) = frame::parse_header(h).ok()?;
+                if self.buf.len() >= 5 + len {
+                    let payload = self.buf[5..5 + len].to_vec();
+                    self.buf.drain(..5 + len);
+                    return match frame::decode(kind, payload).ok()? {
+                        Frame::Hello { .. } => continue,
+                        Frame::Data(d) => Some(Event::Data(d)),
+                        Frame::Dropped(n) => Some(Event::Dropped(n)),
+                        Frame::End => Some(Event::End),
+                        Frame::Sync => Some(Event::Sync),
+                    };
+                }
+            }
+            let conn = self.conn.as_mut()?;
+            let mut chunk = [0u8; 64 * 1024];
+            match conn.try_read(&mut chunk) {
+                Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
+    }
+
     /// The next event. Cancel-safe only between events (drop the tap
     /// rather than abandoning a read half-way).
     pub async fn next(&mut self) -> Result<Event> {

@@ -330,6 +330,23 @@ pub async fn wait_for(
                     texts.push(lines.partial());
                 }
                 if let Some((o, line, m)) = check_batch(spec, texts.iter().copied()) {
+                    // A match: what the pane printed along with it (already
+                    // here) may hold the stop pattern, which wins.
+                    if o == Outcome::Matched && spec.stop.is_some() {
+                        let mut more = Lines::new();
+                        while let Some(Event::Data(b)) = tap.try_next() {
+                            let mut rest: Vec<String> = more
+                                .push(&b)
+                                .into_iter()
+                                .filter_map(|p| if let Piece::Line(l) = p { Some(l) } else { None })
+                                .collect();
+                            rest.push(more.partial().to_owned());
+                            if let Some((Outcome::Stopped, l, sm)) = check_batch(spec, rest.iter().map(String::as_str))
+                            {
+                                return Ok(done(w, Outcome::Stopped, Some(l), Some(sm), Some("stream")));
+                            }
+                        }
+                    }
                     return Ok(done(w, o, Some(line), Some(m), Some("stream")));
                 }
             }
