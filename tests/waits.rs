@@ -1118,3 +1118,100 @@ fn twenty_waiters_under_session_churn() {
     assert!(s.has_session("=bystander"));
     until("no relay left", Duration::from_secs(2), || relays(&s).is_empty());
 }
+
+// ------------------------------------------------- from the break-it review
+
+/// A relay killed with SIGKILL leaves its mark; once tmux has dropped its
+/// dead pipe and a user pipes the pane, ctb must not take the user's pipe.
+#[test]
+fn a_killed_relays_mark_never_takes_a_users_later_pipe() {
+    let s = setup();
+    let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "30"]);
+    let relay = relay_of(&s, "%0").unwrap();
+    util::signal_pid(relay, rustix::process::Signal::KILL);
+    let d = finish(w, Duration::from_secs(10));
+    assert_eq!(d.code, 1, "{}", d.v);
+    // The pane prints: tmux finds the pipe dead and drops it.
+    type_line(&s, "%0", "echo after-kill");
+    until("the dead pipe dropped", Duration::from_secs(5), || pane_pipe(&s, "%0") == "0");
+    let log = s.runtime.join("user-pipe.log");
+    s.tmux_ok(&["pipe-pane", "-t", "%0", &format!("cat >> '{}'", log.display())]);
+    let d = ctb(&s, &["run", "s", "%0", "--timeout", "3", "--", "echo via-ctb"]);
+    assert_eq!(d.code, 1, "{}", d.v);
+    assert!(d.v["error"].as_str().unwrap_or_default().contains("pipe-pane"), "{}", d.v);
+    assert_eq!(pane_pipe(&s, "%0"), "1", "the user's pipe is still there");
+    type_line(&s, "%0", "echo USER''PIPE-OK");
+    until("the user's pipe works", Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("USERPIPE-OK")
+    });
+}
+
+/// Runs on one pane take turns: no run's output holds another's typed line.
+#[test]
+fn parallel_runs_on_one_pane_keep_their_own_output() {
+    let s = setup();
+    let runs: Vec<(usize, Child)> = (0..12)
+        .map(|i| {
+            (i, spawn(&s, &["run", "s", "%0", "--timeout", "60", "--", &format!("echo out{i}; (exit {})", i % 7)]))
+        })
+        .collect();
+    for (i, c) in runs {
+        let d = finish(c, Duration::from_secs(60));
+        assert_eq!(d.code, 0, "{}", d.v);
+        assert_eq!(d.v["output"], format!("out{i}"), "{}", d.v);
+        assert_eq!(d.v["exit_status"], (i % 7) as i64, "{}", d.v);
+    }
+}
+
+/// A pane kept after its command exits (ctb's pane-create sets
+/// remain-on-exit) keeps its pipe open: waits and streams end anyway, from
+/// the process's exit, with its last output first.
+#[test]
+fn waits_end_when_a_kept_panes_command_exits() {
+    let s = setup();
+    let p = pane(&s, "job", &["sh", "-c", "read x; echo LAST-LINE; exit 5"]);
+    let w = spawn_sub(&s, &p, &["wait-for", "s", &p, "NEVER", "--new", "--timeout", "30"]);
+    let st = spawn(&s, &["pane-stream", "s", &p]);
+    subscribed(&s, &p, 2);
+    type_line(&s, &p, "go");
+    let d = finish(w, Duration::from_secs(10));
+    assert_outcome(&d, "exited", 1);
+    assert_eq!(d.v["exit_status"], 5, "{}", d.v);
+    let out = finish_raw(st, Duration::from_secs(10));
+    assert!(out.contains("LAST-LINE"), "{out}");
+}
+
+fn finish_raw(mut c: Child, within: Duration) -> String {
+    assert!(util::wait_pid(c.id(), within), "ctb did not finish within {within:?}");
+    let mut o = String::new();
+    use std::io::Read;
+    c.stdout.take().unwrap().read_to_string(&mut o).unwrap();
+    let _ = c.wait();
+    o
+}
+
+/// SIGINT ends a pane-stream whose reader stopped reading.
+#[test]
+fn sigint_ends_a_stream_whose_reader_is_stuck() {
+    let s = setup();
+    // stdout a pipe nobody reads (kept open by the test).
+    let mut st = s
+        .ctb()
+        .args(["pane-stream", "s", "%0", "--raw"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    subscribed(&s, "%0", 1);
+    type_line(&s, "%0", "head -c 3000000 /dev/zero | tr '\\0' x; echo");
+    // 3 MB through a 64 kB pipe nobody reads: a thread of the stream is
+    // soon stuck writing (the kernel says where it sleeps).
+    until("pane-stream stuck writing", Duration::from_secs(10), || {
+        std::fs::read_dir(format!("/proc/{}/task", st.id())).is_ok_and(|d| {
+            d.flatten().any(|t| std::fs::read_to_string(t.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write")))
+        })
+    });
+    util::signal_pid(st.id(), rustix::process::Signal::INT);
+    assert!(util::wait_pid(st.id(), Duration::from_secs(5)), "pane-stream ignored SIGINT with its reader stuck");
+    let _ = st.wait();
+}

@@ -48,8 +48,9 @@ use tokio::task::JoinSet;
 use super::frame;
 use crate::runtime::PaneLock;
 
-/// How many chunks (each at most [`CHUNK`] bytes, so at most 64 MiB) a
-/// subscriber may fall behind before it loses the oldest.
+/// How many chunks a subscriber may fall behind before it loses the
+/// oldest: chunks as tmux hands them over (4-5 KiB each under a flood,
+/// at most [`CHUNK`]), so 4 MiB to 64 MiB.
 pub const BACKLOG: usize = 1024;
 /// How long a relay nobody subscribes to stays (well within the second
 /// in which nothing of a killed ctb may remain).
@@ -165,11 +166,13 @@ async fn relay(a: RelayArgs) -> Result<()> {
             }
             r = input.read(&mut buf) => match r {
                 Ok(0) | Err(_) => {
-                    // tmux closed the pipe: tell everyone, let them flush.
-                    let _ = tx.send(Msg::End);
+                    // tmux closed the pipe: the mark goes first (a pipe
+                    // opened next is not this relay's), then everyone is
+                    // told and flushed.
                     drop(listener.take());
-                    while subs.join_next().await.is_some() {}
                     unmark(&a).await;
+                    let _ = tx.send(Msg::End);
+                    while subs.join_next().await.is_some() {}
                     return Ok(());
                 }
                 Ok(n) => {

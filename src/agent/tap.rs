@@ -55,8 +55,9 @@ pub struct Tap {
 /// The error for a pane piped elsewhere.
 fn not_ours(pane: &str) -> anyhow::Error {
     anyhow!(
-        "pane {pane} already has a pipe-pane that is not ctb's; ctb never replaces it \
-         (close it with `tmux pipe-pane -t {pane}`)"
+        "pane {pane} already has a pipe-pane and no ctb relay answers for it; ctb never replaces a pipe \
+         (a user's, or one left by a killed relay until the pane prints again; close it with \
+         `tmux pipe-pane -t {pane}`)"
     )
 }
 
@@ -140,17 +141,20 @@ impl Tap {
             };
             return Ok(Opened { tap, capture, joined: true });
         }
-        // No live relay: start one, unless the pane is piped elsewhere.
-        // One tmux command decides and acts (`if-shell -F`: a format, no
-        // shell): a pane piped and not marked as ctb's relay is left alone;
-        // otherwise the pipe starts (replacing a pipe marked as ours: under
-        // the lock, that is a relay that died without cleaning up) and the
-        // pane is marked. (Not `pipe-pane -o`: tmux closes an existing
-        // pipe before it looks at -o.)
+        // No live relay: start one, unless the pane is piped. One tmux
+        // command decides and acts (`if-shell -F`: a format, no shell): a
+        // piped pane is left alone; otherwise the pipe starts and the pane
+        // is marked (`@ctb-relay`). (Not `pipe-pane -o`: tmux closes an
+        // existing pipe before it looks at -o.)
         let hello = hello_name();
         let listener = listen_abstract(hello.as_bytes()).context("binding a hello socket")?;
         let mark = mark_value(n, &hello);
-        let busy = format!("#{{&&:#{{pane_pipe}},#{{!=:#{{m:{pane}/*,#{{@ctb-relay}}}},1}}}}");
+        // Any pipe on the pane is left alone, even one marked as ctb's:
+        // with no relay answering, a mark may be stale (a relay killed
+        // without cleaning up) and the pipe a user's opened since. A pipe
+        // of a killed relay goes when the pane next prints (tmux then
+        // finds it dead), or with `tmux pipe-pane -t %N`.
+        let busy = "#{pane_pipe}".to_owned();
         let start = format!(
             // Every word quoted: tmux's parser takes a bare `%...` for a
             // directive.

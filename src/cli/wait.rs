@@ -231,6 +231,19 @@ pub fn run(
     let r = resolved(command, &t);
     let nonce = wait::nonce();
     let go = async {
+        // One run at a time on the pane (waiting counts against --timeout).
+        let n: u32 = t.pane.id.trim_start_matches('%').parse().unwrap_or_default();
+        let wait_for_turn = timeout.unwrap_or(Duration::from_secs(365 * 86_400));
+        let _turn = match crate::runtime::RunLock::take(&server.socket_path(), n, wait_for_turn).await {
+            Ok(l) => l,
+            Err(crate::runtime::GateError::Lock(crate::runtime::LockError::Timeout { .. })) => {
+                let mut ran = wait::Ran::ended(Fate::Alive, started);
+                ran.outcome = WaitOutcome::Timeout;
+                ran.fate = None;
+                return Ok(ran);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let opened = match open_tap(server, &t, None).await? {
             Ok(o) => o,
             Err(f) => return Ok(wait::Ran::ended(f, started)),
@@ -361,6 +374,10 @@ pub fn stream(
                     Some(crate::agent::overlap::Overlap::new(lines[..end].iter().map(|l| (*l).to_owned()).collect()));
             }
         }
+        drop(out);
+        // Written asynchronously: a reader that stops reading never keeps
+        // SIGINT/SIGTERM from ending the stream.
+        let mut aout = tokio::io::stdout();
         let mut text = Lines::new();
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -379,71 +396,82 @@ pub fn stream(
                 _ = sigint.recv() => break "interrupted",
                 _ = sigterm.recv() => break "terminated",
             };
+            let mut chunk: Vec<u8> = Vec::new();
+            let mut line = |l: String| {
+                chunk.extend_from_slice(l.as_bytes());
+                chunk.push(b'\n');
+            };
+            let mut end = None;
             match ev {
-                Event::Sync if dying => {
+                Event::Sync if !dying => {}
+                Event::Sync | Event::End | Event::Lost => {
                     if !raw {
                         for l in overlap.as_mut().map(|o| o.flush()).unwrap_or_default() {
-                            let _ = writeln!(out, "{l}");
+                            line(l);
                         }
                         for p in text.finish() {
                             if let Piece::Line(l) = p {
-                                let _ = writeln!(out, "{l}");
+                                line(l);
                             }
                         }
                     }
-                    break "pane-closed";
+                    end = Some("pane-closed");
                 }
-                Event::Sync => {}
                 Event::Data(b) => {
                     bytes += b.len() as u64;
-                    let w = if raw {
-                        out.write_all(&b)
+                    if raw {
+                        chunk = b;
                     } else {
-                        let mut res = Ok(());
                         for p in text.push(&b) {
                             if let Piece::Line(l) = p {
-                                let shown = match overlap.as_mut() {
-                                    Some(o) => o.push(l),
-                                    None => vec![l],
-                                };
-                                for l in shown {
-                                    res = res.and_then(|()| writeln!(out, "{l}"));
+                                match overlap.as_mut() {
+                                    Some(o) => o.push(l).into_iter().for_each(&mut line),
+                                    None => line(l),
                                 }
                             }
                         }
-                        res
-                    };
-                    if w.and_then(|()| out.flush()).is_err() {
-                        break "reader-gone";
                     }
                 }
                 Event::Dropped(n) => {
                     dropped += n;
                     eprintln!("ctb {command}: {n} bytes dropped (the reader was too slow)");
                 }
-                Event::End | Event::Lost => {
-                    if !raw {
-                        for l in overlap.as_mut().map(|o| o.flush()).unwrap_or_default() {
-                            let _ = writeln!(out, "{l}");
-                        }
-                        for p in text.finish() {
-                            if let Piece::Line(l) = p {
-                                let _ = writeln!(out, "{l}");
-                            }
-                        }
-                    }
-                    break "pane-closed";
+            }
+            if !chunk.is_empty() {
+                use tokio::io::AsyncWriteExt;
+                let written = tokio::select! {
+                    w = async { aout.write_all(&chunk).await?; aout.flush().await } => w,
+                    _ = sigint.recv() => break "interrupted",
+                    _ = sigterm.recv() => break "terminated",
+                };
+                if written.is_err() {
+                    break "reader-gone";
                 }
             }
+            if let Some(e) = end {
+                break e;
+            }
         };
-        let _ = out.flush();
         Ok::<_, anyhow::Error>((ended, bytes, dropped))
     };
-    match runtime().and_then(|rt| rt.block_on(go)) {
+    let result = runtime().and_then(|rt| {
+        let out = rt.block_on(go);
+        // A write to a reader that stopped reading may still be pending on
+        // a blocking thread: do not wait for it.
+        rt.shutdown_background();
+        out
+    });
+    match result {
         Ok((ended, bytes, dropped)) => {
             let r = r.output(ended).field("bytes", bytes).field("dropped_bytes", dropped);
             if ended == "reader-gone" {
                 return (Err(fail(r, anyhow!("stdout closed"))), 1);
+            }
+            if matches!(ended, "interrupted" | "terminated") {
+                // stdout may be the stuck reader: the closing line goes to
+                // stderr, and the process ends.
+                let _ = writeln!(std::io::stderr(), "{}", r.success());
+                std::process::exit(0);
             }
             (Ok(r), 0)
         }

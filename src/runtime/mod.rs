@@ -15,4 +15,4 @@ pub use dir::{
 };
 pub use flock::LockError;
 pub use lock::{find_owner, DaemonLock, Owner};
-pub use spawn_lock::{open_log, AttachGate, GateError, PaneLock, SpawnLock, LOCK_DEADLINE};
+pub use spawn_lock::{open_log, AttachGate, GateError, PaneLock, RunLock, SpawnLock, LOCK_DEADLINE};

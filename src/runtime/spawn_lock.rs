@@ -113,3 +113,20 @@ impl PaneLock {
         Ok(PaneLock { _held: flock::take_async(&path, Kind::Exclusive, LOCK_DEADLINE, "the pane's relay lock").await? })
     }
 }
+
+/// One `ctb run` at a time on a pane: held from typing the command line
+/// until its end marker (a second line typed meanwhile would be echoed
+/// into the first one's output).
+#[derive(Debug)]
+pub struct RunLock {
+    _held: Held,
+}
+
+impl RunLock {
+    /// Waits at most `deadline` for pane `%pane`'s run lock.
+    pub async fn take(socket: &Path, pane: u32, deadline: Duration) -> Result<RunLock, GateError> {
+        let dir = lock_dir()?;
+        let path = dir.join(format!("{}.pane{pane}.run", super::dir::server_key(socket, 40)));
+        Ok(RunLock { _held: flock::take_async(&path, Kind::Exclusive, deadline, "the pane's run lock").await? })
+    }
+}
