@@ -393,12 +393,18 @@ pub struct Status {
 }
 
 /// Fields 5 (pgrp) and 8 (tpgid) of `/proc/PID/stat`.
-fn pgrp_and_tpgid(pid: u32) -> Option<(i32, i32)> {
+pub(crate) fn pgrp_and_tpgid(pid: u32) -> Option<(i32, i32)> {
+    let f = stat_fields(pid)?;
+    Some((f.get(2)?.parse().ok()?, f.get(5)?.parse().ok()?))
+}
+
+/// The fields of `/proc/PID/stat` after the command name (field 3, the
+/// state, first).
+pub(crate) fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let s = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     let close = s.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&s[close + 1..]).ok()?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(2)?.parse().ok()?, f.get(5)?.parse().ok()?))
+    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 /// The exact status: `running` compares the terminal's foreground

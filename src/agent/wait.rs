@@ -543,12 +543,9 @@ async fn exited(fd: &Option<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>>) {
 /// exited, before tmux reaps it, it is exact even where tmux never records
 /// it (tmux 3.3a loses a dead pane's status about one time in three).
 fn zombie_status(pid: u32) -> Option<Fate> {
-    let s = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = s.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&s[close + 1..]).ok()?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = super::pane::stat_fields(pid)?;
     // After the comm: field 3 (state) is f[0], field 52 is f[49].
-    if f.first() != Some(&"Z") {
+    if f.first().map(String::as_str) != Some("Z") {
         return None;
     }
     let code: i32 = f.get(49)?.parse().ok()?;
@@ -602,11 +599,7 @@ const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "t
 
 /// The pane process's group and its terminal's foreground group.
 fn groups(pid: u32) -> Option<(i32, i32)> {
-    let s = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = s.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&s[close + 1..]).ok()?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(2)?.parse().ok()?, f.get(5)?.parse().ok()?))
+    super::pane::pgrp_and_tpgid(pid)
 }
 
 /// Whether `pid` is an interactive shell: a shell given only options
