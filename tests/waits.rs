@@ -186,9 +186,12 @@ fn stop_wins_over_match_in_the_same_output() {
     assert_outcome(&d, "stopped", 1);
     assert_eq!(d.v["match"], "FAIL");
     assert!(d.v["error"].as_str().unwrap().contains("stop"), "{}", d.v);
-    // On two lines of one write (match first, stop second).
+    // On two lines of one write (match first, stop second): `cat` writes
+    // what it read at once (bash's printf writes line by line to a tty).
+    let two = s.runtime.join("two-lines.txt");
+    std::fs::write(&two, "GOOD\nBAD\n").unwrap();
     let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "GOOD", "--new", "--stop", "BAD", "--timeout", "10"]);
-    type_line(&s, "%0", "printf 'GO''OD\\nB''AD\\n'");
+    type_line(&s, "%0", &format!("cat '{}'", two.display()));
     let d = finish(w, Duration::from_secs(10));
     assert_outcome(&d, "stopped", 1);
     assert_eq!(d.v["output"], "BAD");

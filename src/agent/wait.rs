@@ -610,8 +610,10 @@ fn is_shell(pid: u32) -> bool {
     if !SHELLS.contains(&comm) {
         return false;
     }
+    // (A process that has exited has no command line: not a shell.)
     let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    argv.split(|&b| b == 0).skip(1).filter(|a| !a.is_empty()).all(|a| a.starts_with(b"-") && a != b"-c")
+    !argv.is_empty()
+        && argv.split(|&b| b == 0).skip(1).filter(|a| !a.is_empty()).all(|a| a.starts_with(b"-") && a != b"-c")
 }
 
 /// `pane-wait`'s result.
@@ -645,6 +647,11 @@ pub async fn pane_wait(
     let pane_fd = pidfd(pid as i32);
     if pane_fd.is_none() {
         let f = fate_after_death(server, pane, session).await;
+        return end(f.outcome(), Some("process"), Some(f));
+    }
+    // Exited already (a zombie tmux has not reaped yet): its status now.
+    if let Some(z) = zombie_status(pid) {
+        let f = death(server, pane, session, Some(z)).await;
         return end(f.outcome(), Some("process"), Some(f));
     }
     let shell = is_shell(pid);
