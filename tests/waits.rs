@@ -888,6 +888,44 @@ fn sigkill_of_a_waiter_or_stream_leaves_nothing() {
     assert!(s.anchors().is_empty());
 }
 
+/// A waiter that leaves before the relay it started has said hello (a wait
+/// answered from the screen, or one killed at once) leaves a starting
+/// relay and its pipe: the next wait on the pane takes its place instead
+/// of taking the pipe for a user's (CI caught this as "already has a
+/// pipe-pane" right after a screen match).
+#[test]
+fn the_next_wait_takes_over_a_relay_whose_first_waiter_left() {
+    // Relays slow to start (40 ms, as under load): the server, and so the
+    // relays it starts, inherit the variable.
+    let s = TmuxServer::new();
+    let mut c = s.ctb();
+    c.env("CTB_TEST_RELAY_START_DELAY_MS", "40").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
+    assert!(c.output().unwrap().status.success());
+    run_ok(&s, "%0", "echo ON''SCREEN");
+    for round in 0..15 {
+        until("earlier relay gone", Duration::from_secs(2), || relays(&s).is_empty());
+        let d = ctb(&s, &["wait-for", "s", "%0", "ONSCREEN", "--timeout", "5"]);
+        assert_outcome(&d, "matched", 0);
+        assert_eq!(d.v["source"], "screen", "{}", d.v);
+        let d = ctb(&s, &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "0.2"]);
+        assert_outcome(&d, "timeout", 124);
+        // A waiter SIGKILLed while it starts the relay, at varied moments.
+        until("earlier relay gone", Duration::from_secs(2), || relays(&s).is_empty());
+        let mut c = spawn(&s, &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "30"]);
+        std::thread::sleep(Duration::from_millis(4 * round)); // the moment of the kill, not a sync
+        c.kill().unwrap();
+        let _ = c.wait();
+        let w = spawn(&s, &["wait-for", "s", "%0", &format!("AFTER{round}$"), "--new", "--timeout", "10"]);
+        until("the next waiter subscribed", Duration::from_secs(10), || {
+            relay_of(&s, "%0").is_some_and(|r| subscribers(r) >= 1)
+        });
+        type_line(&s, "%0", &format!("echo AFT''ER{round}"));
+        let d = finish(w, Duration::from_secs(10));
+        assert_outcome(&d, "matched", 0);
+    }
+    nothing_left(&s, &["%0"], Duration::from_secs(1));
+}
+
 // ----------------------------------------------------- a user's pipe-pane
 
 /// Session `s` with a user's `pipe-pane` on `%0` writing to a file; the file.

@@ -129,6 +129,12 @@ fn tmux_pipe() -> Result<UnixStream> {
 
 async fn relay(a: RelayArgs) -> Result<()> {
     let mut input = tmux_pipe()?;
+    // Fault injection for tests: a relay slow to start, as on a loaded
+    // machine (the race of a first subscriber that leaves before the
+    // hello is then certain, not rare). Unset: no delay.
+    if let Some(ms) = std::env::var("CTB_TEST_RELAY_START_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(2000))).await;
+    }
     let listener = bind(&a).await?;
     let (tx, _) = broadcast::channel::<Msg>(BACKLOG);
     let (sync_tx, mut sync_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();

@@ -7,6 +7,12 @@
 //! starts the relay, the capture runs in the same tmux command as the
 //! `pipe-pane`, so the two meet exactly.
 //!
+//! A tap that starts a relay may leave before the relay says hello (a
+//! wait answered from the screen returns at once; a waiter may be
+//! killed): the pipe and the starting relay stay, and the next tap on the
+//! pane takes the first one's place (`adopt`), so it never mistakes a
+//! starting relay for someone else's pipe.
+//!
 //! A user's own `pipe-pane` is never replaced: tmux keeps one pipe per
 //! pane, and a pane piped elsewhere is an error.
 
@@ -124,22 +130,11 @@ impl Tap {
     /// subscription.
     pub async fn open(server: &Server, pane: &str, capture: Option<&[OsString]>) -> Result<Opened> {
         let n = pane_number(pane)?;
-        let socket = server.socket_path();
-        let lock = PaneLock::take(&socket, n).await?;
-        if let Ok(conn) = connect_abstract(&relay_name(&socket, n)) {
-            // Queued on the live relay: it takes us in even if it was
-            // about to leave (it checks its queue under the lock).
-            drop(lock);
-            if !same_user(&conn) {
-                bail!("the relay socket of pane {pane} is not this user's");
-            }
-            let mut tap = Tap { conn: Some(conn), pending: None, buf: Vec::new() };
-            tap.hello().await?;
-            let capture = match capture {
-                Some(args) => Some(capture_pane(server, pane, args).await?),
-                None => None,
-            };
-            return Ok(Opened { tap, capture, joined: true });
+        let lock = PaneLock::take(&server.socket_path(), n).await?;
+        // Queued on the live relay: it takes us in even if it was about
+        // to leave (it checks its queue under the lock).
+        if let Some(o) = Tap::join(server, pane, n, capture).await? {
+            return Ok(o);
         }
         // No live relay: start one, unless the pane is piped. One tmux
         // command decides and acts (`if-shell -F`: a format, no shell): a
@@ -161,16 +156,20 @@ impl Tap {
             "pipe-pane -O -t '{pane}' '{}' ; set-option -p -t '{pane}' @ctb-relay '{mark}'",
             relay_command(server, n, &hello)?
         );
-        let mut args: Vec<OsString> =
-            ["if-shell", "-F", "-t", pane, &busy, "display-message -p ctb-piped", &start].map(OsString::from).to_vec();
+        // A piped pane answers with its mark (if any), to tell a relay
+        // still starting from someone else's pipe.
+        let piped = format!("display-message -p -t '{pane}' 'ctb-piped:#{{@ctb-relay}}'");
+        let mut args: Vec<OsString> = ["if-shell", "-F", "-t", pane, &busy, &piped, &start].map(OsString::from).to_vec();
         args.extend([";", "display-message", "-p", "-t", pane, "ctb-pipe-#{pane_pipe}"].map(OsString::from));
         if let Some(c) = capture {
             args.extend([";".into(), "capture-pane".into(), "-t".into(), pane.into()]);
             args.extend(c.iter().cloned());
         }
         let out = server.run_async(args).await.map_err(|e| pane_error(e, pane))?;
-        if out.starts_with(b"ctb-piped\n") {
-            return Err(not_ours(pane));
+        if let Some(rest) = out.strip_prefix(b"ctb-piped:") {
+            drop(listener);
+            let mark = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+            return adopt(server, pane, n, mark, lock, capture).await;
         }
         let Some(rest) = out.strip_prefix(b"ctb-pipe-1\n") else {
             bail!("tmux did not start the pipe of pane {pane} ({:?})", String::from_utf8_lossy(&out));
@@ -181,6 +180,22 @@ impl Tap {
         // caller may type at once (the lock is held until then).
         let tap = Tap { conn: None, pending: Some((listener, lock)), buf: Vec::new() };
         Ok(Opened { tap, capture: capture.map(|_| rest), joined: false })
+    }
+
+    /// Subscribes through the live relay's socket (`None`: no relay
+    /// answers), the pane's lock held.
+    async fn join(server: &Server, pane: &str, n: u32, capture: Option<&[OsString]>) -> Result<Option<Opened>> {
+        let Ok(conn) = connect_abstract(&relay_name(&server.socket_path(), n)) else { return Ok(None) };
+        if !same_user(&conn) {
+            bail!("the relay socket of pane {pane} is not this user's");
+        }
+        let mut tap = Tap { conn: Some(conn), pending: None, buf: Vec::new() };
+        tap.hello().await?;
+        let capture = match capture {
+            Some(args) => Some(capture_pane(server, pane, args).await?),
+            None => None,
+        };
+        Ok(Some(Opened { tap, capture, joined: true }))
     }
 
     /// Waits until the relay has taken this tap in (the pane's bytes from
@@ -291,6 +306,49 @@ impl Tap {
             });
         }
     }
+}
+
+/// The pane is piped and no relay answered. If the pipe is a ctb relay
+/// still starting whose first subscriber went away before its hello (a
+/// wait answered from the screen, or a killed one), this tap takes that
+/// subscriber's place: it binds the hello socket named in the mark (free:
+/// its owner is gone), asks the relay's socket once more (the relay binds
+/// it before it says hello, so either that answers or the relay's hello
+/// comes to us), and waits for the relay. Anything else (a user's pipe,
+/// or the pipe of a relay that was killed, until the pane prints again)
+/// is never touched: an error, after [`HELLO_DEADLINE`] for a stale mark.
+/// The pane's lock is held throughout.
+async fn adopt(
+    server: &Server,
+    pane: &str,
+    n: u32,
+    mark: &[u8],
+    lock: PaneLock,
+    capture: Option<&[OsString]>,
+) -> Result<Opened> {
+    let uid = rustix::process::getuid().as_raw();
+    let hello = match mark.strip_prefix(format!("%{n}/").as_bytes()) {
+        Some(h)
+            if h.strip_prefix(format!("ctb-hello/{uid}/").as_bytes())
+                .is_some_and(|t| !t.is_empty() && t.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'/')) =>
+        {
+            h
+        }
+        _ => return Err(not_ours(pane)),
+    };
+    let Ok(listener) = listen_abstract(hello) else { return Err(not_ours(pane)) };
+    if let Some(o) = Tap::join(server, pane, n, capture).await? {
+        return Ok(o);
+    }
+    let mut tap = Tap { conn: None, pending: Some((listener, lock)), buf: Vec::new() };
+    if let Err(e) = tap.ready().await {
+        return Err(anyhow!("{} (its mark names a ctb relay that did not answer: {e})", not_ours(pane)));
+    }
+    let capture = match capture {
+        Some(args) => Some(capture_pane(server, pane, args).await?),
+        None => None,
+    };
+    Ok(Opened { tap, capture, joined: true })
 }
 
 /// `capture-pane -p ARGS -t PANE`.
