@@ -159,7 +159,8 @@ impl Tap {
         // A piped pane answers with its mark (if any), to tell a relay
         // still starting from someone else's pipe.
         let piped = format!("display-message -p -t '{pane}' 'ctb-piped:#{{@ctb-relay}}'");
-        let mut args: Vec<OsString> = ["if-shell", "-F", "-t", pane, &busy, &piped, &start].map(OsString::from).to_vec();
+        let mut args: Vec<OsString> =
+            ["if-shell", "-F", "-t", pane, &busy, &piped, &start].map(OsString::from).to_vec();
         args.extend([";", "display-message", "-p", "-t", pane, "ctb-pipe-#{pane_pipe}"].map(OsString::from));
         if let Some(c) = capture {
             args.extend([";".into(), "capture-pane".into(), "-t".into(), pane.into()]);
