@@ -1059,18 +1059,21 @@ fn alternate_screen_app() {
     let s = setup();
     let file = s.runtime.join("page.txt");
     std::fs::write(&file, (1..=200).map(|i| format!("row {i} VISIBLE-{i}\n")).collect::<String>()).unwrap();
-    let p = pane(&s, "less", &["less", &file.to_string_lossy()]);
+    // less starts once the pane has its final size (started with the pane,
+    // it may paint at the first size and be cut by the layout's resize:
+    // then it believes it shows the top and `g` does not redraw).
+    let p = pane(&s, "less", &["sh"]);
+    type_line(&s, &p, &format!("exec less '{}'", file.display()));
     until("less on screen", Duration::from_secs(5), || {
         s.tmux_ok(&["display-message", "-p", "-t", &p, "#{alternate_on}"]) == "1"
     });
-    // less started at one size and was resized at once (the layout): it
-    // sometimes keeps a later line on top (also without ctb). To the top.
     let mut shown = String::new();
     let top = Instant::now() + Duration::from_secs(5);
     while !shown.contains("VISIBLE-3") {
         assert!(Instant::now() < top, "less never showed the top: {shown:?}");
-        // (Again until it shows: less may drop keys typed while it starts.)
-        s.tmux_ok(&["send-keys", "-t", &p, "g"]);
+        // (Again until it shows: less may drop keys typed while it starts;
+        // `r` repaints.)
+        s.tmux_ok(&["send-keys", "-t", &p, "g", "r"]);
         std::thread::sleep(Duration::from_millis(50));
         shown = s.tmux_ok(&["capture-pane", "-p", "-t", &p]);
     }
