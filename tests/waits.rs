@@ -794,9 +794,10 @@ fn pane_tail_last_lines_then_follows() {
     run_ok(&s, "%0", "seq 1 30");
     let mut t = spawn(&s, &["pane-tail", "s", "%0", "5"]);
     let rx = line_reader(t.stdout.take().unwrap());
-    // The first lines come after the subscription.
+    // The first lines come after the subscription; the prompt, a line
+    // still being written, comes once finished (with the typed command).
     let first: Vec<String> = (0..5).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
-    assert_eq!(&first[..4], &["27", "28", "29", "30"], "{first:?}");
+    assert_eq!(first, ["26", "27", "28", "29", "30"], "{first:?}");
     type_line(&s, "%0", "seq 31 40");
     let (nums, all) = tail_numbers(&rx, 40);
     assert_eq!(nums, (31..=40).collect::<Vec<_>>(), "{all:?}");
@@ -924,6 +925,107 @@ fn the_next_wait_takes_over_a_relay_whose_first_waiter_left() {
         assert_outcome(&d, "matched", 0);
     }
     nothing_left(&s, &["%0"], Duration::from_secs(1));
+}
+
+/// The path of pane `%n`'s relay lock (`/tmp/ctb-UID/LABEL-HASH.paneN.relay`,
+/// HASH the FNV-1a of the socket path, as `runtime::server_key`). It
+/// exists only while held: a holder creates it.
+fn relay_lock_path(s: &TmuxServer, n: u32) -> std::path::PathBuf {
+    let socket = s.socket_path();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in socket.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let label = socket.file_name().unwrap().to_string_lossy().into_owned();
+    let uid = rustix::process::getuid().as_raw();
+    std::path::PathBuf::from(format!("/tmp/ctb-{uid}/{label}-{h:016x}.pane{n}.relay"))
+}
+
+/// A waiter that joins a relay whose linger ended meanwhile: the relay
+/// waits for the pane's lock to leave, so the waiter must not hold it
+/// while it waits for the relay's hello (it did: a 5 s stall, then an
+/// error instead of the wait's own timeout). Another process holding the
+/// lock lines the two up.
+#[test]
+fn a_waiter_joining_a_relay_as_its_linger_ends_does_not_stall() {
+    let s = setup();
+    for _ in 0..4 {
+        until("earlier relay gone", Duration::from_secs(2), || relays(&s).is_empty());
+        let d = ctb(&s, &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "0.1"]);
+        assert_outcome(&d, "timeout", 124);
+        // The relay lingers 250 ms; the lock is held past that.
+        let lock =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(relay_lock_path(&s, 0)).unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let w = spawn(&s, &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "0.3"]);
+        std::thread::sleep(Duration::from_millis(500)); // past the linger: the order the race needs
+        drop(lock);
+        let d = finish(w, Duration::from_secs(10));
+        assert_outcome(&d, "timeout", 124);
+        assert!(d.took < Duration::from_secs(3), "{:?}: {}", d.took, d.v);
+    }
+    nothing_left(&s, &["%0"], Duration::from_secs(1));
+}
+
+/// A mark left by a killed relay: the first waiter gives its relay the
+/// time a starting relay has, then removes the mark; the waiters queued
+/// behind it fail at once (not 5 s each, not a lock timeout). The pipe
+/// is never touched by ctb.
+#[test]
+fn a_killed_relays_mark_costs_one_wait_not_one_per_waiter() {
+    let s = setup();
+    let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "30"]);
+    util::signal_pid(relay_of(&s, "%0").unwrap(), rustix::process::Signal::KILL);
+    assert_eq!(finish(w, Duration::from_secs(10)).code, 1);
+    let waiters: Vec<Child> =
+        (0..3).map(|_| spawn(&s, &["wait-for", "s", "%0", "NEVER", "--new", "--timeout", "1"])).collect();
+    for w in waiters {
+        let d = finish(w, Duration::from_secs(20));
+        assert_eq!(d.code, 1, "{}", d.v);
+        assert!(d.v["error"].as_str().unwrap_or_default().contains("pipe-pane"), "{}", d.v);
+        assert!(d.took < Duration::from_secs(8), "{:?}: {}", d.took, d.v);
+    }
+    assert_eq!(s.tmux_ok(&["display-message", "-p", "-t", "%0", "#{@ctb-relay}"]), "", "the stale mark is removed");
+    // The pane prints: tmux drops the dead pipe, and waits work again.
+    type_line(&s, "%0", "echo again");
+    until("the dead pipe dropped", Duration::from_secs(5), || pane_pipe(&s, "%0") == "0");
+    let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "AGA[I]N-2", "--new", "--timeout", "10"]);
+    type_line(&s, "%0", "echo AGAIN-2");
+    assert_outcome(&finish(w, Duration::from_secs(10)), "matched", 0);
+}
+
+/// A mark forged on a user's pipe that names another pane's starting
+/// relay brings nothing of that pane: hello names say their server and
+/// pane. The forged pane's wait fails at once, the other pane's works.
+#[test]
+fn a_forged_mark_naming_another_panes_relay_is_not_ours() {
+    let s = TmuxServer::new();
+    let mut c = s.ctb();
+    c.env("CTB_TEST_RELAY_START_DELAY_MS", "1500").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
+    assert!(c.output().unwrap().status.success());
+    let p1 = pane(&s, "other", BASH);
+    run_ok(&s, &p1, "echo ON''SCREEN");
+    // Answered from the screen: %1's relay is left starting, its mark set.
+    let d = ctb(&s, &["wait-for", "s", &p1, "ONSCREEN", "--timeout", "5"]);
+    assert_outcome(&d, "matched", 0);
+    let m1 = s.tmux_ok(&["display-message", "-p", "-t", &p1, "#{@ctb-relay}"]);
+    let hello = m1.split_once('/').unwrap().1.to_owned();
+    let file = user_pipe(&s);
+    s.tmux_ok(&["set-option", "-p", "-t", "%0", "@ctb-relay", &format!("%0/{hello}")]);
+    let d = ctb(&s, &["wait-for", "s", "%0", "MARK", "--new", "--timeout", "5"]);
+    assert_eq!(d.code, 1, "{}", d.v);
+    assert!(d.v["error"].as_str().unwrap_or_default().contains("pipe-pane"), "{}", d.v);
+    assert!(d.took < Duration::from_secs(1), "{:?}", d.took);
+    let w = spawn(&s, &["wait-for", "s", &p1, "MA[R]K1", "--new", "--timeout", "10"]);
+    subscribed(&s, &p1, 1);
+    type_line(&s, &p1, "echo MARK1");
+    assert_outcome(&finish(w, Duration::from_secs(10)), "matched", 0);
+    assert_eq!(pane_pipe(&s, "%0"), "1", "the user's pipe is still there");
+    type_line(&s, "%0", "echo USER''PIPE-OK");
+    until("the user's pipe works", Duration::from_secs(5), || {
+        std::fs::read_to_string(&file).unwrap_or_default().contains("USERPIPE-OK")
+    });
 }
 
 // ----------------------------------------------------- a user's pipe-pane
@@ -1258,4 +1360,70 @@ fn sigint_ends_a_stream_whose_reader_is_stuck() {
     util::signal_pid(st.id(), rustix::process::Signal::INT);
     assert!(util::wait_pid(st.id(), Duration::from_secs(5)), "pane-stream ignored SIGINT with its reader stuck");
     let _ = st.wait();
+}
+
+/// A reader that stops reading: the relay keeps at most its bound for it
+/// (16 MiB, in bytes however small tmux's chunks), drops the rest and
+/// says how much; the pane and other waiters never wait.
+#[test]
+fn a_stuck_reader_loses_data_past_the_bound_and_is_told() {
+    let s = setup();
+    let mut st = s
+        .ctb()
+        .args(["pane-stream", "s", "%0", "--raw"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    subscribed(&s, "%0", 1);
+    let relay = relay_of(&s, "%0").unwrap();
+    // 64 MiB through the pane while nobody reads the stream; `run` (a
+    // second subscriber on the same relay) is not held up by it.
+    let d = ctb(&s, &["run", "s", "%0", "--timeout", "120", "--", "yes 0123456789abcdef | head -c 67108864; echo"]);
+    assert_eq!(d.code, 0, "{}", d.v);
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{relay}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 40 * 1024, "the relay holds {rss_kib} KiB for a stuck reader");
+    // The reader reads again; what the pane prints next arrives after the
+    // gap, which is reported.
+    let mut stdout = st.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut tail = Vec::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(&buf[..n]);
+            let keep = tail.len().saturating_sub(64);
+            tail.drain(..keep);
+            if tail.windows(9).any(|w| w == b"AFTER-GAP") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    // (Typed again while the reader catches up: printed while the relay
+    // still holds 16 MiB for it, the line itself falls in the gap.)
+    let seen = (0..30).any(|_| {
+        type_line(&s, "%0", "echo AFTER-G''AP");
+        rx.recv_timeout(Duration::from_secs(1)).is_ok()
+    });
+    assert!(seen, "the stream goes on after the gap");
+    util::signal_pid(st.id(), rustix::process::Signal::INT);
+    assert!(util::wait_pid(st.id(), Duration::from_secs(5)), "pane-stream ignored SIGINT");
+    let out = st.wait_with_output().unwrap();
+    // stderr: a line per gap, then the closing JSON line.
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("bytes dropped (the reader was too slow)"), "{err}");
+    let end: Value = serde_json::from_str(err.lines().last().unwrap_or_default()).unwrap();
+    nothing_left(&s, &["%0"], Duration::from_secs(2));
+    eprintln!("stuck reader: relay RSS {rss_kib} KiB; {end}");
+    let dropped = end["dropped_bytes"].as_u64().unwrap_or_default();
+    assert!(dropped > 0, "{end}");
+    assert!(dropped + end["bytes"].as_u64().unwrap_or_default() >= 64 << 20, "{end}");
 }

@@ -7,6 +7,11 @@
 //! and the capture are in both). Exact for output whose lines differ; for
 //! repetitive output (the same line over and over) the longest candidate
 //! is taken.
+//!
+//! Both ends may cut a line: the stream may begin in the middle of one
+//! (its first line is then the end of a captured line), and the capture's
+//! last line may still be being written (the cursor's line, kept apart:
+//! with no overlap, the stream's first line goes on with it).
 
 /// Drops a stream's first lines that repeat the end of `tail`.
 #[derive(Debug)]
@@ -18,14 +23,17 @@ pub struct Overlap {
     held: Vec<String>,
     /// The longest overlap found complete so far (lines of `held`).
     best: Option<usize>,
+    /// The capture's unfinished last line, if any.
+    partial: Option<String>,
     done: bool,
 }
 
 impl Overlap {
-    /// `tail`: the captured lines, oldest first.
-    pub fn new(tail: Vec<String>) -> Overlap {
-        let done = tail.is_empty();
-        Overlap { tail, cands: Vec::new(), held: Vec::new(), best: None, done }
+    /// `tail`: the captured whole lines, oldest first; `partial`: the
+    /// line the capture ended in the middle of.
+    pub fn new(tail: Vec<String>, partial: Option<String>) -> Overlap {
+        let done = tail.is_empty() && partial.is_none();
+        Overlap { tail, cands: Vec::new(), held: Vec::new(), best: None, partial, done }
     }
 
     /// One stream line; returns the lines to show now (in order).
@@ -35,7 +43,8 @@ impl Overlap {
         }
         let j = self.held.len();
         if j == 0 {
-            self.cands = (0..self.tail.len()).filter(|&i| self.tail[i] == line).collect();
+            // The stream's first line may be the end of a line.
+            self.cands = (0..self.tail.len()).filter(|&i| self.tail[i].ends_with(line.as_str())).collect();
         } else {
             let tail = &self.tail;
             self.cands.retain(|&i| i + j < tail.len() && tail[i + j] == line);
@@ -64,7 +73,17 @@ impl Overlap {
     fn decide(&mut self) -> Vec<String> {
         self.done = true;
         let skip = self.best.unwrap_or(0);
-        self.held.drain(..).skip(skip).collect()
+        let mut out: Vec<String> = self.held.drain(..).skip(skip).collect();
+        // No overlap: the stream began within the capture's unfinished
+        // line (or where it ended); its first line finishes that one.
+        if let (None, Some(p), Some(first)) = (self.best, self.partial.take(), out.first_mut()) {
+            let k = (0..=p.len().min(first.len()))
+                .rev()
+                .find(|&k| p.is_char_boundary(p.len() - k) && first.is_char_boundary(k) && p.ends_with(&first[..k]))
+                .unwrap_or(0);
+            *first = format!("{p}{}", &first[k..]);
+        }
+        out
     }
 }
 
@@ -73,7 +92,11 @@ mod tests {
     use super::*;
 
     fn run(tail: &[&str], stream: &[&str]) -> Vec<String> {
-        let mut o = Overlap::new(tail.iter().map(|s| s.to_string()).collect());
+        run_partial(tail, None, stream)
+    }
+
+    fn run_partial(tail: &[&str], partial: Option<&str>, stream: &[&str]) -> Vec<String> {
+        let mut o = Overlap::new(tail.iter().map(|s| s.to_string()).collect(), partial.map(str::to_owned));
         let mut out = Vec::new();
         for l in stream {
             out.extend(o.push(l.to_string()));
@@ -99,9 +122,23 @@ mod tests {
     }
 
     #[test]
+    fn cut_lines_at_either_end() {
+        // The stream begins in the middle of a captured line.
+        assert_eq!(run(&["2163", "2164", "2165"], &["65", "2166"]), ["2166"]);
+        assert_eq!(run(&["2163", "2164", "2165"], &["64", "2165", "2166"]), ["2166"]);
+        // The capture ends in the middle of a line the stream finishes.
+        assert_eq!(run_partial(&["2165", "2166"], Some("216"), &["2166", "2167", "2168"]), ["2167", "2168"]);
+        assert_eq!(run_partial(&["2165", "2166"], Some("216"), &["66", "2167"]), ["2167"]);
+        // ... and the stream begins within that line, or where it ended.
+        assert_eq!(run_partial(&["2165", "2166"], Some("216"), &["67", "2168"]), ["2167", "2168"]);
+        assert_eq!(run_partial(&["2165", "2166"], Some("216"), &["7", "2168"]), ["2167", "2168"]);
+        assert_eq!(run_partial(&[], Some("Pass"), &["word: ok"]), ["Password: ok"]);
+    }
+
+    #[test]
     fn a_long_counter() {
         let tail: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
-        let mut o = Overlap::new(tail);
+        let mut o = Overlap::new(tail, None);
         let mut out = Vec::new();
         for i in 3850..=6000 {
             out.extend(o.push(i.to_string()));

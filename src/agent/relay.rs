@@ -17,10 +17,11 @@
 //!   the new relay binds its socket, then connects back to the first
 //!   subscriber's hello socket. Every subscriber gets a HELLO frame once it
 //!   is subscribed: from then on it gets every byte.
-//! - Bytes from tmux (stdin) go to every subscriber at once; a subscriber
-//!   that reads too slowly loses the oldest chunks past [`BACKLOG`] and is
-//!   told how many bytes (DROPPED), never silently. tmux is never made to
-//!   wait: the relay always reads.
+//! - Bytes from tmux (stdin) go to every subscriber at once (one shared
+//!   copy of each chunk, queued per subscriber); a subscriber more than
+//!   [`BACKLOG`] bytes behind loses what arrives while it is, and is told
+//!   how many bytes (DROPPED), never silently. tmux is never made to wait:
+//!   the relay always reads.
 //! - When its last subscriber leaves (a waiter done, or killed), the relay
 //!   stays [`LINGER`] (250 ms: the next wait on the pane joins it), then
 //!   takes the pane's lock (so nobody joins meanwhile), frees its socket,
@@ -40,18 +41,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::frame;
 use crate::runtime::PaneLock;
 
-/// How many chunks a subscriber may fall behind before it loses the
-/// oldest: chunks as tmux hands them over (4-5 KiB each under a flood,
-/// at most [`CHUNK`]), so 4 MiB to 64 MiB.
-pub const BACKLOG: usize = 1024;
+/// How many bytes a subscriber may fall behind before it loses data.
+/// Counted in bytes, not chunks: tmux hands a fast trickle over in chunks
+/// of a few bytes, and a bound in chunks was a few KiB of it (a reader
+/// descheduled for a moment lost lines). The chunks are shared, so the
+/// relay holds at most this much whatever the number of subscribers.
+pub const BACKLOG: usize = 16 << 20;
 /// How long a relay nobody subscribes to stays (well within the second
 /// in which nothing of a killed ctb may remain).
 const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
@@ -81,9 +85,56 @@ pub struct RelayArgs {
 enum Msg {
     /// Bytes at this offset of the pane's output since the relay started.
     Data(u64, Arc<[u8]>),
-    /// The answer to subscriber N's sync request.
-    Sync(u64),
+    /// The answer to this subscriber's sync request.
+    Sync,
     End,
+}
+
+/// The relay's side of one subscriber: its queue, and how many bytes of
+/// data wait in it.
+struct Outlet {
+    id: u64,
+    tx: mpsc::UnboundedSender<Msg>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Every subscriber's outlet.
+#[derive(Default)]
+struct Outlets(Vec<Outlet>);
+
+impl Outlets {
+    /// A new subscriber: its outlet kept here, its end returned.
+    fn add(&mut self, id: u64) -> (mpsc::UnboundedReceiver<Msg>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        self.0.push(Outlet { id, tx, queued: queued.clone() });
+        (rx, queued)
+    }
+
+    /// Bytes to every subscriber with room for them (the others see the
+    /// gap in the offsets and say DROPPED).
+    fn data(&mut self, offset: u64, bytes: &[u8]) {
+        let chunk: Arc<[u8]> = Arc::from(bytes);
+        self.0.retain(|o| {
+            if o.queued.load(Ordering::Acquire) + chunk.len() > BACKLOG {
+                return !o.tx.is_closed();
+            }
+            o.queued.fetch_add(chunk.len(), Ordering::AcqRel);
+            o.tx.send(Msg::Data(offset, chunk.clone())).is_ok()
+        });
+    }
+
+    fn sync(&mut self, id: u64) {
+        if let Some(o) = self.0.iter().find(|o| o.id == id) {
+            let _ = o.tx.send(Msg::Sync);
+        }
+    }
+
+    fn end(&mut self) {
+        for o in self.0.drain(..) {
+            let _ = o.tx.send(Msg::End);
+        }
+    }
 }
 
 /// Runs the relay until its last subscriber leaves or tmux closes the pipe.
@@ -136,7 +187,7 @@ async fn relay(a: RelayArgs) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(2000))).await;
     }
     let listener = bind(&a).await?;
-    let (tx, _) = broadcast::channel::<Msg>(BACKLOG);
+    let mut out = Outlets::default();
     let (sync_tx, mut sync_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let mut next_id = 0u64;
     let mut subs = JoinSet::new();
@@ -144,7 +195,8 @@ async fn relay(a: RelayArgs) -> Result<()> {
     if let Ok(s) = connect_abstract(a.hello.as_bytes()) {
         if same_user(&s) {
             next_id += 1;
-            subs.spawn(subscriber(s, tx.subscribe(), next_id, sync_tx.clone()));
+            let (rx, queued) = out.add(next_id);
+            subs.spawn(subscriber(s, rx, queued, next_id, sync_tx.clone()));
         }
     }
     let mut buf = vec![0u8; CHUNK];
@@ -165,7 +217,7 @@ async fn relay(a: RelayArgs) -> Result<()> {
         let Some(l) = listener.as_ref() else { return Ok(()) };
         tokio::select! {
             () = async { tokio::time::sleep_until(linger_end.expect("checked")).await }, if linger_end.is_some() => {
-                match last_one_left(&a, &mut listener, &mut input, &tx, &mut subs, &sync_tx, &mut next_id).await {
+                match last_one_left(&a, &mut listener, &mut input, &mut out, &mut subs, &sync_tx, &mut next_id).await {
                     Some(()) => idle_since = None,
                     None => return Ok(()),
                 }
@@ -177,12 +229,12 @@ async fn relay(a: RelayArgs) -> Result<()> {
                     // told and flushed.
                     drop(listener.take());
                     unmark(&a).await;
-                    let _ = tx.send(Msg::End);
+                    out.end();
                     while subs.join_next().await.is_some() {}
                     return Ok(());
                 }
                 Ok(n) => {
-                    let _ = tx.send(Msg::Data(offset, Arc::from(&buf[..n])));
+                    out.data(offset, &buf[..n]);
                     offset += n as u64;
                 }
             },
@@ -190,7 +242,8 @@ async fn relay(a: RelayArgs) -> Result<()> {
                 if let Ok((s, _)) = acc {
                     if same_user(&s) {
                         next_id += 1;
-                        subs.spawn(subscriber(s, tx.subscribe(), next_id, sync_tx.clone()));
+                        let (rx, queued) = out.add(next_id);
+                        subs.spawn(subscriber(s, rx, queued, next_id, sync_tx.clone()));
                     }
                 }
             }
@@ -200,12 +253,12 @@ async fn relay(a: RelayArgs) -> Result<()> {
                     match input.try_read(&mut buf) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            let _ = tx.send(Msg::Data(offset, Arc::from(&buf[..n])));
+                            out.data(offset, &buf[..n]);
                             offset += n as u64;
                         }
                     }
                 }
-                let _ = tx.send(Msg::Sync(id));
+                out.sync(id);
             }
             Some(_) = subs.join_next() => {}
         }
@@ -219,7 +272,7 @@ async fn last_one_left(
     a: &RelayArgs,
     listener: &mut Option<UnixListener>,
     input: &mut UnixStream,
-    tx: &broadcast::Sender<Msg>,
+    out: &mut Outlets,
     subs: &mut JoinSet<()>,
     sync_tx: &tokio::sync::mpsc::UnboundedSender<u64>,
     next_id: &mut u64,
@@ -243,7 +296,8 @@ async fn last_one_left(
                 if let Ok((s, _)) = acc {
                     if same_user(&s) {
                         *next_id += 1;
-                        subs.spawn(subscriber(s, tx.subscribe(), *next_id, sync_tx.clone()));
+                        let (rx, queued) = out.add(*next_id);
+                        subs.spawn(subscriber(s, rx, queued, *next_id, sync_tx.clone()));
                     }
                 }
             }
@@ -299,10 +353,19 @@ async fn tmux(a: &RelayArgs, args: &[&str]) {
 /// The pipe is no longer ours (if the pane still exists): removes this
 /// relay's mark, not a newer relay's.
 async fn unmark(a: &RelayArgs) {
-    let p = pane_id(a);
-    let cond = format!("#{{==:#{{@ctb-relay}},{}}}", mark(a));
+    let args = unmark_args(a.pane, &mark(a));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tmux(a, &args).await;
+}
+
+/// The tmux command that removes pane `%pane`'s `@ctb-relay` if it is
+/// `mark` (never another relay's). `mark` is ctb's own (`%N/ctb-hello/...`:
+/// no `,`, `}` or `#` the format could take for its own).
+pub fn unmark_args(pane: u32, mark: &str) -> Vec<String> {
+    let p = format!("%{pane}");
+    let cond = format!("#{{==:#{{@ctb-relay}},{mark}}}");
     let unset = format!("set-option -p -u -t '{p}' @ctb-relay");
-    tmux(a, &["if-shell", "-F", "-t", &p, &cond, &unset]).await;
+    ["if-shell", "-F", "-t", &p, &cond, &unset].map(String::from).to_vec()
 }
 
 /// Resolves when tmux has closed the pipe (data meanwhile is dropped:
@@ -343,7 +406,8 @@ async fn bind(a: &RelayArgs) -> Result<UnixListener> {
 /// Carries the relay's messages to one subscriber until it leaves.
 async fn subscriber(
     s: UnixStream,
-    mut rx: broadcast::Receiver<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    queued: Arc<AtomicUsize>,
     id: u64,
     sync: tokio::sync::mpsc::UnboundedSender<u64>,
 ) {
@@ -356,7 +420,8 @@ async fn subscriber(
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Ok(Msg::Data(off, bytes)) => {
+                Some(Msg::Data(off, bytes)) => {
+                    queued.fetch_sub(bytes.len(), Ordering::AcqRel);
                     if let Some(want) = next.filter(|&w| off > w) {
                         if wr.write_all(&frame::encode(frame::DROPPED, &(off - want).to_le_bytes())).await.is_err() {
                             return;
@@ -369,17 +434,16 @@ async fn subscriber(
                         return;
                     }
                 }
-                Ok(Msg::Sync(who)) => {
-                    if who == id && wr.write_all(&frame::encode(frame::SYNC, &[])).await.is_err() {
+                Some(Msg::Sync) => {
+                    if wr.write_all(&frame::encode(frame::SYNC, &[])).await.is_err() {
                         return;
                     }
                 }
-                Ok(Msg::End) | Err(broadcast::error::RecvError::Closed) => {
+                Some(Msg::End) | None => {
                     let _ = wr.write_all(&frame::encode(frame::END, &[])).await;
                     let _ = wr.shutdown().await;
                     return;
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
             },
             // A subscriber only asks for syncs, or closes.
             r = rd.read(&mut scratch) => match r {

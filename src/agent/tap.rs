@@ -67,11 +67,42 @@ fn not_ours(pane: &str) -> anyhow::Error {
     )
 }
 
+/// A capture taken for a tap, and where the cursor was then.
+#[derive(Debug)]
+pub struct Capture {
+    pub text: Vec<u8>,
+    /// The cursor's column: past 0, the pane's last line is still being
+    /// written (a partial line the stream goes on with).
+    pub cursor_x: u32,
+}
+
+/// `capture-pane -t PANE ARGS` and the cursor's column, in one command.
+fn capture_command(pane: &str, args: &[OsString]) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["capture-pane".into(), "-t".into(), pane.into()];
+    a.extend(args.iter().cloned());
+    a.extend([";", "display-message", "-p", "-t", pane, "ctb-cursor:#{cursor_x}"].map(OsString::from));
+    a
+}
+
+/// The output of [`capture_command`].
+fn parse_capture(out: &[u8]) -> Result<Capture> {
+    let body = out.strip_suffix(b"\n").unwrap_or(out);
+    let (text, last) = match body.iter().rposition(|&b| b == b'\n') {
+        Some(i) => (&body[..=i], &body[i + 1..]),
+        None => (&[][..], body),
+    };
+    let cursor_x = last
+        .strip_prefix(b"ctb-cursor:")
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+        .ok_or_else(|| anyhow!("tmux's capture ended without the cursor ({:?})", String::from_utf8_lossy(last)))?;
+    Ok(Capture { text: text.to_vec(), cursor_x })
+}
+
 /// A new tap, with the capture asked for (if any).
 #[derive(Debug)]
 pub struct Opened {
     pub tap: Tap,
-    pub capture: Option<Vec<u8>>,
+    pub capture: Option<Capture>,
     /// The tap joined a relay already running: the capture was taken a
     /// moment after the subscription, so the stream's first lines may
     /// repeat its end (see `overlap.rs`). A tap that started the relay
@@ -117,11 +148,20 @@ fn relay_command(server: &Server, pane: u32, hello: &str) -> Result<String> {
     ))
 }
 
-/// A fresh name for a hello socket.
-fn hello_name() -> String {
+/// The start of every hello socket name for pane `%pane` of this server:
+/// a relay connects only to the hello on its command line, so a name
+/// that says its server and pane can only ever bring that pane's relay
+/// (a forged mark naming another pane's hello brings nothing).
+fn hello_prefix(server: &Server, pane: u32) -> String {
+    let key = crate::runtime::server_key(&server.socket_path(), 0);
+    format!("ctb-hello/{}/s{key}/{pane}/", rustix::process::getuid().as_raw())
+}
+
+/// A fresh name for a hello socket of pane `%pane`.
+fn hello_name(server: &Server, pane: u32) -> String {
     let mut r = [0u8; 8];
     let _ = rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty());
-    format!("ctb-hello/{}/{}/{:016x}", rustix::process::getuid().as_raw(), std::process::id(), u64::from_le_bytes(r))
+    format!("{}{}/{:016x}", hello_prefix(server, pane), std::process::id(), u64::from_le_bytes(r))
 }
 
 impl Tap {
@@ -133,15 +173,16 @@ impl Tap {
         let lock = PaneLock::take(&server.socket_path(), n).await?;
         // Queued on the live relay: it takes us in even if it was about
         // to leave (it checks its queue under the lock).
-        if let Some(o) = Tap::join(server, pane, n, capture).await? {
-            return Ok(o);
-        }
+        let lock = match Tap::join(server, pane, n, capture, lock).await? {
+            Ok(o) => return Ok(o),
+            Err(lock) => lock,
+        };
         // No live relay: start one, unless the pane is piped. One tmux
         // command decides and acts (`if-shell -F`: a format, no shell): a
         // piped pane is left alone; otherwise the pipe starts and the pane
         // is marked (`@ctb-relay`). (Not `pipe-pane -o`: tmux closes an
         // existing pipe before it looks at -o.)
-        let hello = hello_name();
+        let hello = hello_name(server, n);
         let listener = listen_abstract(hello.as_bytes()).context("binding a hello socket")?;
         let mark = mark_value(n, &hello);
         // Any pipe on the pane is left alone, even one marked as ctb's:
@@ -163,8 +204,8 @@ impl Tap {
             ["if-shell", "-F", "-t", pane, &busy, &piped, &start].map(OsString::from).to_vec();
         args.extend([";", "display-message", "-p", "-t", pane, "ctb-pipe-#{pane_pipe}"].map(OsString::from));
         if let Some(c) = capture {
-            args.extend([";".into(), "capture-pane".into(), "-t".into(), pane.into()]);
-            args.extend(c.iter().cloned());
+            args.push(";".into());
+            args.extend(capture_command(pane, c));
         }
         let out = server.run_async(args).await.map_err(|e| pane_error(e, pane))?;
         if let Some(rest) = out.strip_prefix(b"ctb-piped:") {
@@ -175,18 +216,27 @@ impl Tap {
         let Some(rest) = out.strip_prefix(b"ctb-pipe-1\n") else {
             bail!("tmux did not start the pipe of pane {pane} ({:?})", String::from_utf8_lossy(&out));
         };
-        let rest = rest.to_vec();
+        let capture = capture.map(|_| parse_capture(rest)).transpose()?;
         // The relay is starting; what the pane prints from now on waits
         // in the pipe. The hello is awaited on the first read, so a
         // caller may type at once (the lock is held until then).
         let tap = Tap { conn: None, pending: Some((listener, lock)), buf: Vec::new() };
-        Ok(Opened { tap, capture: capture.map(|_| rest), joined: false })
+        Ok(Opened { tap, capture, joined: false })
     }
 
-    /// Subscribes through the live relay's socket (`None`: no relay
-    /// answers), the pane's lock held.
-    async fn join(server: &Server, pane: &str, n: u32, capture: Option<&[OsString]>) -> Result<Option<Opened>> {
-        let Ok(conn) = connect_abstract(&relay_name(&server.socket_path(), n)) else { return Ok(None) };
+    /// Subscribes through the live relay's socket, or gives the pane's
+    /// lock back (`Err`) if no relay answers. Once connected the lock is
+    /// let go before the hello: the relay takes us in from its queue,
+    /// and a relay whose linger just ended is waiting for that lock.
+    async fn join(
+        server: &Server,
+        pane: &str,
+        n: u32,
+        capture: Option<&[OsString]>,
+        lock: PaneLock,
+    ) -> Result<Result<Opened, PaneLock>> {
+        let Ok(conn) = connect_abstract(&relay_name(&server.socket_path(), n)) else { return Ok(Err(lock)) };
+        drop(lock);
         if !same_user(&conn) {
             bail!("the relay socket of pane {pane} is not this user's");
         }
@@ -196,13 +246,20 @@ impl Tap {
             Some(args) => Some(capture_pane(server, pane, args).await?),
             None => None,
         };
-        Ok(Some(Opened { tap, capture, joined: true }))
+        Ok(Ok(Opened { tap, capture, joined: true }))
     }
 
     /// Waits until the relay has taken this tap in (the pane's bytes from
     /// the start of the pipe on reach it). Called by the first read.
     pub async fn ready(&mut self) -> Result<()> {
         let Some((listener, lock)) = self.pending.take() else { return Ok(()) };
+        self.accept(&listener).await?;
+        drop(lock);
+        Ok(())
+    }
+
+    /// Takes the relay's connection on a hello socket, and its HELLO.
+    async fn accept(&mut self, listener: &tokio::net::UnixListener) -> Result<()> {
         let conn = match tokio::time::timeout(HELLO_DEADLINE, listener.accept()).await {
             Ok(Ok((conn, _))) if same_user(&conn) => conn,
             Ok(Ok(_)) => bail!("a process of another user answered on ctb's hello socket"),
@@ -210,9 +267,7 @@ impl Tap {
             Err(_) => bail!("the pane relay did not start within {}s", HELLO_DEADLINE.as_secs()),
         };
         self.conn = Some(conn);
-        self.hello().await?;
-        drop(lock);
-        Ok(())
+        self.hello().await
     }
 
     /// Reads the relay's HELLO (within [`HELLO_DEADLINE`]).
@@ -327,10 +382,10 @@ async fn adopt(
     lock: PaneLock,
     capture: Option<&[OsString]>,
 ) -> Result<Opened> {
-    let uid = rustix::process::getuid().as_raw();
+    let prefix = hello_prefix(server, n);
     let hello = match mark.strip_prefix(format!("%{n}/").as_bytes()) {
         Some(h)
-            if h.strip_prefix(format!("ctb-hello/{uid}/").as_bytes())
+            if h.strip_prefix(prefix.as_bytes())
                 .is_some_and(|t| !t.is_empty() && t.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'/')) =>
         {
             h
@@ -338,13 +393,24 @@ async fn adopt(
         _ => return Err(not_ours(pane)),
     };
     let Ok(listener) = listen_abstract(hello) else { return Err(not_ours(pane)) };
-    if let Some(o) = Tap::join(server, pane, n, capture).await? {
-        return Ok(o);
+    let lock = match Tap::join(server, pane, n, capture, lock).await? {
+        Ok(o) => return Ok(o),
+        Err(lock) => lock,
+    };
+    let mut tap = Tap { conn: None, pending: None, buf: Vec::new() };
+    if let Err(e) = tap.accept(&listener).await {
+        // A relay that never came (killed, or a forged mark): its mark
+        // goes (under the lock), so the waiters queued behind this one
+        // fail at once rather than each waiting as long. The pipe stays.
+        let mark = String::from_utf8_lossy(mark);
+        let _ = server.run_async(super::relay::unmark_args(n, &mark)).await;
+        drop(lock);
+        return Err(anyhow!(
+            "{} (its mark named a ctb relay that did not answer: {e}; the mark is removed)",
+            not_ours(pane)
+        ));
     }
-    let mut tap = Tap { conn: None, pending: Some((listener, lock)), buf: Vec::new() };
-    if let Err(e) = tap.ready().await {
-        return Err(anyhow!("{} (its mark names a ctb relay that did not answer: {e})", not_ours(pane)));
-    }
+    drop(lock);
     let capture = match capture {
         Some(args) => Some(capture_pane(server, pane, args).await?),
         None => None,
@@ -352,11 +418,9 @@ async fn adopt(
     Ok(Opened { tap, capture, joined: true })
 }
 
-/// `capture-pane -p ARGS -t PANE`.
-pub async fn capture_pane(server: &Server, pane: &str, args: &[OsString]) -> Result<Vec<u8>> {
-    let mut a: Vec<OsString> = vec!["capture-pane".into(), "-t".into(), pane.into()];
-    a.extend(args.iter().cloned());
-    server.run_async(a).await.map_err(|e| pane_error(e, pane))
+/// `capture-pane -t PANE ARGS`, with the cursor's column.
+async fn capture_pane(server: &Server, pane: &str, args: &[OsString]) -> Result<Capture> {
+    parse_capture(&server.run_async(capture_command(pane, args)).await.map_err(|e| pane_error(e, pane))?)
 }
 
 /// A tmux error about `pane` as a sentence.

@@ -153,7 +153,8 @@ pub fn wait_for(
             Ok(o) => o,
             Err(f) => return Ok(wait::Waited::ended(f, started)),
         };
-        wait::wait_for(server, &t.pane.id, t.session, opened.tap, opened.capture.as_deref(), &spec, started).await
+        let screen = opened.capture.as_ref().map(|c| c.text.as_slice());
+        wait::wait_for(server, &t.pane.id, t.session, opened.tap, screen, &spec, started).await
     };
     match runtime().and_then(|rt| rt.block_on(go)) {
         Ok(w) => {
@@ -359,26 +360,35 @@ pub fn stream(
         let mut bytes = 0u64;
         let mut dropped = 0u64;
         let mut overlap = None;
+        let mut text = Lines::new();
         if let (Some(n), Some(c)) = (tail, opened.capture) {
             // The last N non-blank lines of the screen and history.
-            let text = crate::agent::text::strip(&c);
-            let lines: Vec<&str> = text.lines().collect();
-            let end = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+            let captured = crate::agent::text::strip(&c.text);
+            let lines: Vec<&str> = captured.lines().collect();
+            let mut end = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+            // The cursor past column 0: the last line is still being
+            // written, and the stream goes on with it (shown once whole).
+            let partial = (c.cursor_x > 0 && end > 0).then(|| {
+                end -= 1;
+                lines[end].to_owned()
+            });
             let start = end.saturating_sub(n as usize);
             for l in &lines[start..end] {
                 writeln!(out, "{l}")?;
             }
             out.flush()?;
+            let complete = lines[..end].iter().map(|l| (*l).to_owned()).collect();
             if opened.joined {
-                overlap =
-                    Some(crate::agent::overlap::Overlap::new(lines[..end].iter().map(|l| (*l).to_owned()).collect()));
+                overlap = Some(crate::agent::overlap::Overlap::new(complete, partial));
+            } else if let Some(p) = partial {
+                // The stream starts exactly where the capture ended.
+                text.push(p.as_bytes());
             }
         }
         drop(out);
         // Written asynchronously: a reader that stops reading never keeps
         // SIGINT/SIGTERM from ending the stream.
         let mut aout = tokio::io::stdout();
-        let mut text = Lines::new();
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         // A pane kept after its process exits keeps its pipe: its death
@@ -434,6 +444,15 @@ pub fn stream(
                 }
                 Event::Dropped(n) => {
                     dropped += n;
+                    // The line cut by the gap ends there (never glued to
+                    // what follows it).
+                    if !raw {
+                        for p in text.finish() {
+                            if let Piece::Line(l) = p {
+                                line(l);
+                            }
+                        }
+                    }
                     eprintln!("ctb {command}: {n} bytes dropped (the reader was too slow)");
                 }
             }
