@@ -111,17 +111,48 @@ pub async fn pane_fate(server: &Server, pane: &str, session: SessionId) -> Fate 
 /// (after 1, 2, 4, ... 64 ms: a bounded wait on an imminent event, not a
 /// polling loop).
 pub async fn fate_after_death(server: &Server, pane: &str, session: SessionId) -> Fate {
+    settle(server, pane, session, SETTLE).await
+}
+
+/// How long a dead pane's status, or a pane ctb merely suspects dead, is
+/// asked for again.
+const SETTLE: Duration = Duration::from_millis(127);
+/// How long tmux is given to take in the last output of a pane whose
+/// process has exited (it is slow to on a loaded machine).
+const FLUSH: Duration = Duration::from_secs(2);
+
+/// The fate of a pane whose process has exited (its pidfd fired), once
+/// tmux has taken in all of its output. tmux marks a piped pane dead (or
+/// destroys it) only when it has read the last of the pane's terminal and
+/// written it all to the pipe (`window_pane_destroy_ready`): a relay SYNC
+/// after this has every byte. Until then the pane looks alive; tmux tells
+/// no one but a control client, so this asks again (1, 2, 4 ... 64 ms
+/// apart) for at most [`FLUSH`].
+pub async fn flushed_fate(server: &Server, pane: &str, session: SessionId) -> Fate {
+    settle(server, pane, session, FLUSH).await
+}
+
+/// Asks for the pane's fate until it is settled: alive for at most
+/// `alive_for`, dead without a status for at most [`SETTLE`] (tmux 3.3a
+/// sometimes never collects it).
+async fn settle(server: &Server, pane: &str, session: SessionId, alive_for: Duration) -> Fate {
+    let start = tokio::time::Instant::now();
+    let mut dead_since = None;
     let mut delay = Duration::from_millis(1);
     loop {
         let f = pane_fate(server, pane, session).await;
-        // Dead, but its status not yet collected (tmux marks the pane
-        // dead when its terminal closes, the status comes with SIGCHLD).
-        let pending = matches!(f, Fate::Alive | Fate::Exited { status: None, signal: None });
-        if !pending || delay > Duration::from_millis(64) {
+        let again = match f {
+            Fate::Alive => start.elapsed() < alive_for,
+            Fate::Exited { status: None, signal: None } => {
+                dead_since.get_or_insert_with(tokio::time::Instant::now).elapsed() < SETTLE
+            }
+            _ => false,
+        };
+        if !again {
             return f;
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
+        tokio::time::sleep(delay).await; // asked again: see above
+        delay = (delay * 2).min(Duration::from_millis(64));
     }
 }
 
@@ -559,7 +590,7 @@ fn zombie_status(pid: u32) -> Option<Fate> {
 /// What became of a pane whose process just died: the zombie's own
 /// status if it could be read, merged with what tmux says.
 async fn death(server: &Server, pane: &str, session: SessionId, zombie: Option<Fate>) -> Fate {
-    let f = fate_after_death(server, pane, session).await;
+    let f = flushed_fate(server, pane, session).await;
     match (f, zombie) {
         (Fate::Exited { status: None, signal: None }, Some(z)) => z,
         (f, _) => f,

@@ -399,7 +399,10 @@ pub fn stream(
             let ev = tokio::select! {
                 ev = tap.next() => ev?,
                 _ = death.wait() => {
+                    // Its last bytes first: once tmux has them all, the
+                    // relay syncs.
                     dying = true;
+                    wait::flushed_fate(server, &t.pane.id, t.session).await;
                     tap.sync().await?;
                     continue;
                 }
