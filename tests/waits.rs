@@ -1438,3 +1438,39 @@ fn a_stuck_reader_loses_data_past_the_bound_and_is_told() {
     assert!(dropped > 0, "{end}");
     assert!(dropped + end["bytes"].as_u64().unwrap_or_default() >= 64 << 20, "{end}");
 }
+
+/// pane-tail and a last line still being written: shown once finished,
+/// whole (also when the tail joins a running relay, whose stream may
+/// begin in that line); a finished line is never glued to what follows
+/// (the cursor on a blank row, or moved up by the program).
+#[test]
+fn pane_tail_unfinished_last_lines() {
+    let s = setup();
+    for (joined, script, trigger_prints, want, never) in [
+        (false, "printf 'step 3 do'", "ne\\n", "step 3 done", "ne"),
+        (true, "printf 'step 1 done\\nstep 2 done\\nstep 3 do'", "ne\\nstep 4 done\\n", "step 3 done", "ne"),
+        (false, "printf 'hello\\n   '", "X-END\\n", "X-END", "helloX-END"),
+        (false, "printf 'one\\ntwo\\n\\033[1;2H'", "X-END\\n", "X-END", "twoX-END"),
+    ] {
+        let script = format!("stty -echo; {script}; read go; printf '{trigger_prints}'; read z");
+        let p = pane(&s, "tail", &["sh", "-c", &script]);
+        let keeper = joined.then(|| spawn_sub(&s, &p, &["pane-stream", "s", &p]));
+        let mut t = spawn(&s, &["pane-tail", "s", &p, "5"]);
+        let rx = line_reader(t.stdout.take().unwrap());
+        until("pane-tail subscribed", Duration::from_secs(10), || {
+            relay_of(&s, &p).is_some_and(|r| subscribers(r) > usize::from(joined))
+        });
+        type_line(&s, &p, "go");
+        let mut seen = Vec::new();
+        while !seen.iter().any(|l: &String| l == want) {
+            let l = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{script}: saw {seen:?}"));
+            seen.push(l.trim_end().to_owned());
+        }
+        assert!(!seen.iter().any(|l| l == never), "{script}: {seen:?}");
+        for mut c in [Some(t), keeper].into_iter().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        s.tmux_ok(&["kill-pane", "-t", &p]);
+    }
+}

@@ -46,13 +46,20 @@ impl Overlap {
             // The stream's first line may be the end of a line.
             self.cands = (0..self.tail.len()).filter(|&i| self.tail[i].ends_with(line.as_str())).collect();
         } else {
-            let tail = &self.tail;
-            self.cands.retain(|&i| i + j < tail.len() && tail[i + j] == line);
+            let (tail, partial) = (&self.tail, &self.partial);
+            self.cands.retain(|&i| match (i + j).cmp(&tail.len()) {
+                std::cmp::Ordering::Less => tail[i + j] == line,
+                // The unfinished line, finished in the stream.
+                std::cmp::Ordering::Equal => partial.as_ref().is_some_and(|p| line.starts_with(p.as_str())),
+                std::cmp::Ordering::Greater => false,
+            });
         }
         self.held.push(line);
         let n = self.held.len();
-        // A candidate ending exactly at the capture's end is an overlap.
-        if let Some(&i) = self.cands.iter().find(|&&i| i + n == self.tail.len()) {
+        // A candidate ending exactly at the capture's end (its unfinished
+        // line included) is an overlap.
+        let end = self.tail.len() + usize::from(self.partial.is_some());
+        if let Some(&i) = self.cands.iter().find(|&&i| i + n == end) {
             self.best = Some(n);
             self.cands.retain(|&c| c < i);
         }
@@ -72,7 +79,8 @@ impl Overlap {
 
     fn decide(&mut self) -> Vec<String> {
         self.done = true;
-        let skip = self.best.unwrap_or(0);
+        // The unfinished line, finished in the stream, was never shown.
+        let skip = self.best.map_or(0, |n| n - usize::from(self.partial.is_some()));
         let mut out: Vec<String> = self.held.drain(..).skip(skip).collect();
         // No overlap: the stream began within the capture's unfinished
         // line (or where it ended); its first line finishes that one.
@@ -133,6 +141,12 @@ mod tests {
         assert_eq!(run_partial(&["2165", "2166"], Some("216"), &["67", "2168"]), ["2167", "2168"]);
         assert_eq!(run_partial(&["2165", "2166"], Some("216"), &["7", "2168"]), ["2167", "2168"]);
         assert_eq!(run_partial(&[], Some("Pass"), &["word: ok"]), ["Password: ok"]);
+        // The stream's first line also ends an earlier captured line, but
+        // what follows is not the unfinished line: it finished that one.
+        assert_eq!(
+            run_partial(&["step 1 done", "step 2 done"], Some("step 3 do"), &["ne", "step 4 done"]),
+            ["step 3 done", "step 4 done"]
+        );
     }
 
     #[test]

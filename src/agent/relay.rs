@@ -41,10 +41,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::frame;
@@ -90,49 +90,96 @@ enum Msg {
     End,
 }
 
-/// The relay's side of one subscriber: its queue, and how many bytes of
-/// data wait in it.
-struct Outlet {
-    id: u64,
-    tx: mpsc::UnboundedSender<Msg>,
-    queued: Arc<AtomicUsize>,
+/// One subscriber's queue: the relay pushes, the subscriber's task pops.
+/// Past [`BACKLOG`] bytes of data the oldest data goes, so every queue
+/// covers at most the last [`BACKLOG`] bytes of the pane's output and the
+/// relay (whose chunks the queues share) holds that much at most, however
+/// many subscribers are stuck and wherever they stopped.
+#[derive(Default)]
+struct Queue {
+    /// The messages, and the data bytes among them.
+    inner: std::sync::Mutex<(VecDeque<Msg>, usize)>,
+    notify: tokio::sync::Notify,
+    /// The subscriber has gone.
+    closed: AtomicBool,
 }
 
-/// Every subscriber's outlet.
-#[derive(Default)]
-struct Outlets(Vec<Outlet>);
-
-impl Outlets {
-    /// A new subscriber: its outlet kept here, its end returned.
-    fn add(&mut self, id: u64) -> (mpsc::UnboundedReceiver<Msg>, Arc<AtomicUsize>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        self.0.push(Outlet { id, tx, queued: queued.clone() });
-        (rx, queued)
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Msg>, usize)> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Bytes to every subscriber with room for them (the others see the
-    /// gap in the offsets and say DROPPED).
+    fn push(&self, m: Msg) {
+        {
+            let mut g = self.lock();
+            let (q, bytes) = &mut *g;
+            if let Msg::Data(_, d) = &m {
+                *bytes += d.len();
+            }
+            q.push_back(m);
+            while *bytes > BACKLOG {
+                // The oldest data (a sync or end stays, in order).
+                let Some(i) = q.iter().position(|m| matches!(m, Msg::Data(..))) else { break };
+                if let Some(Msg::Data(_, d)) = q.remove(i) {
+                    *bytes -= d.len();
+                }
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    fn pop(&self) -> Option<Msg> {
+        let mut g = self.lock();
+        let (q, bytes) = &mut *g;
+        let m = q.pop_front()?;
+        if let Msg::Data(_, d) = &m {
+            *bytes -= d.len();
+        }
+        Some(m)
+    }
+
+    /// The next message. Cancel-safe: a message is only taken when this
+    /// returns it.
+    async fn next(&self) -> Msg {
+        loop {
+            if let Some(m) = self.pop() {
+                return m;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Every subscriber's queue, by subscriber id.
+#[derive(Default)]
+struct Outlets(Vec<(u64, Arc<Queue>)>);
+
+impl Outlets {
+    /// A new subscriber's queue.
+    fn add(&mut self, id: u64) -> Arc<Queue> {
+        let q = Arc::new(Queue::default());
+        self.0.push((id, q.clone()));
+        q
+    }
+
+    /// Bytes to every subscriber (one shared copy).
     fn data(&mut self, offset: u64, bytes: &[u8]) {
         let chunk: Arc<[u8]> = Arc::from(bytes);
-        self.0.retain(|o| {
-            if o.queued.load(Ordering::Acquire) + chunk.len() > BACKLOG {
-                return !o.tx.is_closed();
-            }
-            o.queued.fetch_add(chunk.len(), Ordering::AcqRel);
-            o.tx.send(Msg::Data(offset, chunk.clone())).is_ok()
-        });
+        self.0.retain(|(_, q)| !q.closed.load(Ordering::Acquire));
+        for (_, q) in &self.0 {
+            q.push(Msg::Data(offset, chunk.clone()));
+        }
     }
 
     fn sync(&mut self, id: u64) {
-        if let Some(o) = self.0.iter().find(|o| o.id == id) {
-            let _ = o.tx.send(Msg::Sync);
+        if let Some((_, q)) = self.0.iter().find(|(i, _)| *i == id) {
+            q.push(Msg::Sync);
         }
     }
 
     fn end(&mut self) {
-        for o in self.0.drain(..) {
-            let _ = o.tx.send(Msg::End);
+        for (_, q) in self.0.drain(..) {
+            q.push(Msg::End);
         }
     }
 }
@@ -195,8 +242,8 @@ async fn relay(a: RelayArgs) -> Result<()> {
     if let Ok(s) = connect_abstract(a.hello.as_bytes()) {
         if same_user(&s) {
             next_id += 1;
-            let (rx, queued) = out.add(next_id);
-            subs.spawn(subscriber(s, rx, queued, next_id, sync_tx.clone()));
+            let q = out.add(next_id);
+            subs.spawn(subscriber(s, q, next_id, sync_tx.clone()));
         }
     }
     let mut buf = vec![0u8; CHUNK];
@@ -242,8 +289,8 @@ async fn relay(a: RelayArgs) -> Result<()> {
                 if let Ok((s, _)) = acc {
                     if same_user(&s) {
                         next_id += 1;
-                        let (rx, queued) = out.add(next_id);
-                        subs.spawn(subscriber(s, rx, queued, next_id, sync_tx.clone()));
+                        let q = out.add(next_id);
+                        subs.spawn(subscriber(s, q, next_id, sync_tx.clone()));
                     }
                 }
             }
@@ -296,8 +343,8 @@ async fn last_one_left(
                 if let Ok((s, _)) = acc {
                     if same_user(&s) {
                         *next_id += 1;
-                        let (rx, queued) = out.add(*next_id);
-                        subs.spawn(subscriber(s, rx, queued, *next_id, sync_tx.clone()));
+                        let q = out.add(*next_id);
+                        subs.spawn(subscriber(s, q, *next_id, sync_tx.clone()));
                     }
                 }
             }
@@ -404,13 +451,16 @@ async fn bind(a: &RelayArgs) -> Result<UnixListener> {
 }
 
 /// Carries the relay's messages to one subscriber until it leaves.
-async fn subscriber(
-    s: UnixStream,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    queued: Arc<AtomicUsize>,
-    id: u64,
-    sync: tokio::sync::mpsc::UnboundedSender<u64>,
-) {
+async fn subscriber(s: UnixStream, q: Arc<Queue>, id: u64, sync: tokio::sync::mpsc::UnboundedSender<u64>) {
+    /// Marks the queue closed however the task ends.
+    struct Closed(Arc<Queue>);
+    impl Drop for Closed {
+        fn drop(&mut self) {
+            self.0.closed.store(true, Ordering::Release);
+            self.0.lock().0.clear();
+        }
+    }
+    let _closed = Closed(q.clone());
     let (mut rd, mut wr) = s.into_split();
     if wr.write_all(&frame::encode(frame::HELLO, &std::process::id().to_le_bytes())).await.is_err() {
         return;
@@ -419,9 +469,8 @@ async fn subscriber(
     let mut scratch = [0u8; 64];
     loop {
         tokio::select! {
-            m = rx.recv() => match m {
-                Some(Msg::Data(off, bytes)) => {
-                    queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+            m = q.next() => match m {
+                Msg::Data(off, bytes) => {
                     if let Some(want) = next.filter(|&w| off > w) {
                         if wr.write_all(&frame::encode(frame::DROPPED, &(off - want).to_le_bytes())).await.is_err() {
                             return;
@@ -434,12 +483,12 @@ async fn subscriber(
                         return;
                     }
                 }
-                Some(Msg::Sync) => {
+                Msg::Sync => {
                     if wr.write_all(&frame::encode(frame::SYNC, &[])).await.is_err() {
                         return;
                     }
                 }
-                Some(Msg::End) | None => {
+                Msg::End => {
                     let _ = wr.write_all(&frame::encode(frame::END, &[])).await;
                     let _ = wr.shutdown().await;
                     return;

@@ -67,35 +67,59 @@ fn not_ours(pane: &str) -> anyhow::Error {
     )
 }
 
-/// A capture taken for a tap, and where the cursor was then.
+/// A capture taken for a tap, and whether the pane's last line was still
+/// being written then.
 #[derive(Debug)]
 pub struct Capture {
     pub text: Vec<u8>,
-    /// The cursor's column: past 0, the pane's last line is still being
-    /// written (a partial line the stream goes on with).
-    pub cursor_x: u32,
+    /// The cursor sits after the text of its row, and that row is the last
+    /// one with text: the stream goes on with that line. The number is how
+    /// many blanks lie between the text and the cursor (tmux trims them).
+    pub unfinished: Option<usize>,
 }
 
-/// `capture-pane -t PANE ARGS` and the cursor's column, in one command.
-fn capture_command(pane: &str, args: &[OsString]) -> Vec<OsString> {
+/// `capture-pane -t PANE ARGS`, then (in the same command, so the same
+/// moment) the visible screen as rows and the cursor's position.
+fn capture_command(pane: &str, args: &[OsString], split: &str) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["capture-pane".into(), "-t".into(), pane.into()];
     a.extend(args.iter().cloned());
-    a.extend([";", "display-message", "-p", "-t", pane, "ctb-cursor:#{cursor_x}"].map(OsString::from));
+    a.extend(
+        [";", "display-message", "-p", "-t", pane, split, ";", "capture-pane", "-p", "-t", pane].map(OsString::from),
+    );
+    a.extend([";", "display-message", "-p", "-t", pane, "ctb-cursor:#{cursor_x},#{cursor_y}"].map(OsString::from));
     a
 }
 
+/// A line between the two captures that neither can hold.
+fn capture_split() -> String {
+    let mut r = [0u8; 8];
+    let _ = rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty());
+    format!("ctb-screen-{:016x}", u64::from_le_bytes(r))
+}
+
 /// The output of [`capture_command`].
-fn parse_capture(out: &[u8]) -> Result<Capture> {
-    let body = out.strip_suffix(b"\n").unwrap_or(out);
-    let (text, last) = match body.iter().rposition(|&b| b == b'\n') {
-        Some(i) => (&body[..=i], &body[i + 1..]),
-        None => (&[][..], body),
-    };
-    let cursor_x = last
-        .strip_prefix(b"ctb-cursor:")
-        .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
-        .ok_or_else(|| anyhow!("tmux's capture ended without the cursor ({:?})", String::from_utf8_lossy(last)))?;
-    Ok(Capture { text: text.to_vec(), cursor_x })
+fn parse_capture(out: &[u8], split: &str) -> Result<Capture> {
+    let bad = || anyhow!("tmux's capture came back in an unknown shape ({} bytes)", out.len());
+    let marker = format!("{split}\n");
+    let at = out.windows(marker.len()).rposition(|w| w == marker.as_bytes()).ok_or_else(bad)?;
+    let (text, rest) = (&out[..at], &out[at + marker.len()..]);
+    let rest = String::from_utf8_lossy(rest);
+    let mut rows: Vec<&str> = rest.lines().collect();
+    let cursor = rows.pop().and_then(|l| l.strip_prefix("ctb-cursor:")).ok_or_else(bad)?;
+    let (x, y) = cursor.split_once(',').ok_or_else(bad)?;
+    let (x, y): (usize, usize) = (x.parse()?, y.parse()?);
+    let unfinished = rows.get(y).and_then(|row| {
+        let row = row.trim_end();
+        let width = row.chars().count();
+        let last = crate::agent::text::strip(text).lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned);
+        (x > 0
+            && !row.is_empty()
+            && width <= x
+            && rows[y + 1..].iter().all(|r| r.trim().is_empty())
+            && last.is_some_and(|l| l.trim_end().ends_with(row)))
+        .then(|| x - width)
+    });
+    Ok(Capture { text: text.to_vec(), unfinished })
 }
 
 /// A new tap, with the capture asked for (if any).
@@ -203,9 +227,10 @@ impl Tap {
         let mut args: Vec<OsString> =
             ["if-shell", "-F", "-t", pane, &busy, &piped, &start].map(OsString::from).to_vec();
         args.extend([";", "display-message", "-p", "-t", pane, "ctb-pipe-#{pane_pipe}"].map(OsString::from));
+        let split = capture_split();
         if let Some(c) = capture {
             args.push(";".into());
-            args.extend(capture_command(pane, c));
+            args.extend(capture_command(pane, c, &split));
         }
         let out = server.run_async(args).await.map_err(|e| pane_error(e, pane))?;
         if let Some(rest) = out.strip_prefix(b"ctb-piped:") {
@@ -216,7 +241,7 @@ impl Tap {
         let Some(rest) = out.strip_prefix(b"ctb-pipe-1\n") else {
             bail!("tmux did not start the pipe of pane {pane} ({:?})", String::from_utf8_lossy(&out));
         };
-        let capture = capture.map(|_| parse_capture(rest)).transpose()?;
+        let capture = capture.map(|_| parse_capture(rest, &split)).transpose()?;
         // The relay is starting; what the pane prints from now on waits
         // in the pipe. The hello is awaited on the first read, so a
         // caller may type at once (the lock is held until then).
@@ -418,9 +443,11 @@ async fn adopt(
     Ok(Opened { tap, capture, joined: true })
 }
 
-/// `capture-pane -t PANE ARGS`, with the cursor's column.
+/// `capture-pane -t PANE ARGS`, and whether its last line is unfinished.
 async fn capture_pane(server: &Server, pane: &str, args: &[OsString]) -> Result<Capture> {
-    parse_capture(&server.run_async(capture_command(pane, args)).await.map_err(|e| pane_error(e, pane))?)
+    let split = capture_split();
+    let out = server.run_async(capture_command(pane, args, &split)).await.map_err(|e| pane_error(e, pane))?;
+    parse_capture(&out, &split)
 }
 
 /// A tmux error about `pane` as a sentence.

@@ -366,11 +366,11 @@ pub fn stream(
             let captured = crate::agent::text::strip(&c.text);
             let lines: Vec<&str> = captured.lines().collect();
             let mut end = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
-            // The cursor past column 0: the last line is still being
-            // written, and the stream goes on with it (shown once whole).
-            let partial = (c.cursor_x > 0 && end > 0).then(|| {
+            // The last line still being written: the stream goes on with
+            // it (shown once whole).
+            let partial = c.unfinished.filter(|_| end > 0).map(|blanks| {
                 end -= 1;
-                lines[end].to_owned()
+                format!("{}{}", lines[end].trim_end(), " ".repeat(blanks))
             });
             let start = end.saturating_sub(n as usize);
             for l in &lines[start..end] {
