@@ -1352,13 +1352,7 @@ fn finish_raw(mut c: Child, within: Duration) -> String {
 fn sigint_ends_a_stream_whose_reader_is_stuck() {
     let s = setup();
     // stdout a pipe nobody reads (kept open by the test).
-    let mut st = s
-        .ctb()
-        .args(["pane-stream", "s", "%0", "--raw"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut st = spawn(&s, &["pane-stream", "s", "%0", "--raw"]);
     subscribed(&s, "%0", 1);
     type_line(&s, "%0", "head -c 3000000 /dev/zero | tr '\\0' x; echo");
     // 3 MB through a 64 kB pipe nobody reads: a thread of the stream is
@@ -1379,13 +1373,7 @@ fn sigint_ends_a_stream_whose_reader_is_stuck() {
 #[test]
 fn a_stuck_reader_loses_data_past_the_bound_and_is_told() {
     let s = setup();
-    let mut st = s
-        .ctb()
-        .args(["pane-stream", "s", "%0", "--raw"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut st = spawn(&s, &["pane-stream", "s", "%0", "--raw"]);
     subscribed(&s, "%0", 1);
     let relay = relay_of(&s, "%0").unwrap();
     // 64 MiB through the pane while nobody reads the stream; `run` (a
