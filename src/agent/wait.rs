@@ -592,7 +592,9 @@ fn zombie_status(pid: u32) -> Option<Fate> {
 async fn death(server: &Server, pane: &str, session: SessionId, zombie: Option<Fate>) -> Fate {
     let f = flushed_fate(server, pane, session).await;
     match (f, zombie) {
-        (Fate::Exited { status: None, signal: None }, Some(z)) => z,
+        // tmux slower than 2 s to call it dead (its terminal still busy):
+        // the process has exited all the same, with this status.
+        (Fate::Alive | Fate::Exited { status: None, signal: None }, Some(z)) => z,
         (f, _) => f,
     }
 }
