@@ -186,12 +186,15 @@ fn stop_wins_over_match_in_the_same_output() {
     assert_outcome(&d, "stopped", 1);
     assert_eq!(d.v["match"], "FAIL");
     assert!(d.v["error"].as_str().unwrap().contains("stop"), "{}", d.v);
-    // On two lines of one write (match first, stop second): `cat` writes
-    // what it read at once (bash's printf writes line by line to a tty).
+    // On two lines of one write (match first, stop second). One write is
+    // not enough: with `opost` the tty hands each `\n` (as `\r\n`) to the
+    // pty on its own, and tmux may read "GOOD\r\n" before "BAD\r\n" under
+    // load (a legitimate match). `stty -opost` makes `cat`'s one write one
+    // pty write; the file already holds the `\r\n` the tty would add.
     let two = s.runtime.join("two-lines.txt");
-    std::fs::write(&two, "GOOD\nBAD\n").unwrap();
+    std::fs::write(&two, "GOOD\r\nBAD\r\n").unwrap();
     let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "GOOD", "--new", "--stop", "BAD", "--timeout", "10"]);
-    type_line(&s, "%0", &format!("cat '{}'", two.display()));
+    type_line(&s, "%0", &format!("stty -opost; cat '{}'; stty opost", two.display()));
     let d = finish(w, Duration::from_secs(10));
     assert_outcome(&d, "stopped", 1);
     assert_eq!(d.v["output"], "BAD");
