@@ -211,7 +211,9 @@ fn quiet_is_timed_from_the_last_output() {
     let d = ctb(&s, &["wait-for", "s", "%0", "NEVER-SEEN", "--new", "--quiet", "300", "--timeout", "10"]);
     assert_outcome(&d, "quiet", 0);
     let ms = d.v["elapsed_ms"].as_u64().unwrap();
-    assert!((300..2000).contains(&ms), "{}", d.v);
+    // (The upper bound only tells "answered by --quiet" from "hung": a
+    // loaded machine may start ctb and tmux late.)
+    assert!((300..5000).contains(&ms), "{}", d.v);
     // A pane printing for ~800 ms: quiet only 300 ms after it stops.
     let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "NEVER-SEEN", "--new", "--quiet", "300", "--timeout", "10"]);
     let t = Instant::now();
@@ -661,7 +663,7 @@ fn pane_exec_wait_for_counts_only_new_output() {
     assert_eq!(d.v["output"], "DONE", "{}", d.v);
     assert_eq!(d.v["source"], "stream");
     let ms = d.v["elapsed_ms"].as_u64().unwrap();
-    assert!((300..1500).contains(&ms), "{}", d.v);
+    assert!((300..5000).contains(&ms), "{}", d.v); // not the DONE already on screen
     assert!(d.took >= Duration::from_millis(300), "{:?}", d.took);
     // --stop with pane-exec.
     let d = ctb(&s, &["pane-exec", "s", "%0", "echo E''RR", "--wait-for", "OK", "--stop", "ERR", "--timeout", "10"]);
