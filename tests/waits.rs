@@ -74,6 +74,18 @@ fn pane(s: &TmuxServer, label: &str, cmd: &[&str]) -> String {
     s.ok(&args)["pane_id"].as_str().unwrap().to_owned()
 }
 
+/// A new pane in session `s` running `sh -c "PRE; SIGNAL; REST"`, returned
+/// once PRE has run: PRE (e.g. `stty -echo`) is in force before the test
+/// types into the pane (keys that arrive first would be echoed), and its
+/// output has been written to the pane. The pane signals a tmux channel.
+fn pane_after(s: &TmuxServer, label: &str, pre: &str, rest: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let ch = format!("ready-{label}-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let p = pane(s, label, &["sh", "-c", &format!("{pre}; tmux wait-for -S {ch}; {rest}")]);
+    s.wait_channel(&ch, Duration::from_secs(10));
+    p
+}
+
 /// `run` that must succeed with exit status 0; its output.
 fn run_ok(s: &TmuxServer, p: &str, cmd: &str) -> String {
     let d = ctb(s, &["run", "s", p, "--timeout", "20", "--", cmd]);
@@ -687,8 +699,8 @@ fn pane_stream_raw_is_lossless_20mb() {
     assert!(st.success());
     let want = std::fs::read(&data).unwrap();
     assert!(want.len() >= 20_000_000);
-    let script = format!("stty -echo -onlcr; read go; cat '{}'; printf 'STREAM''END\\n'; read x", data.display());
-    let p = pane(&s, "flood", &["sh", "-c", &script]);
+    let rest = format!("read go; cat '{}'; printf 'STREAM''END\\n'; read x", data.display());
+    let p = pane_after(&s, "flood", "stty -echo -onlcr", &rest);
     let got_file = s.runtime.join("got.raw");
     let mut stream = s
         .ctb()
@@ -740,8 +752,8 @@ fn another_panes_wait_during_a_flood() {
         .status()
         .unwrap();
     assert!(st.success());
-    let script = format!("stty -echo; read go; cat '{}'; printf 'FLOOD''END\\n'; read x", data.display());
-    let p = pane(&s, "flood", &["sh", "-c", &script]);
+    let rest = format!("read go; cat '{}'; printf 'FLOOD''END\\n'; read x", data.display());
+    let p = pane_after(&s, "flood", "stty -echo", &rest);
     let got_file = s.runtime.join("got.txt");
     let mut stream = s
         .ctb()
@@ -1160,9 +1172,9 @@ fn binary_flood_then_a_match() {
     let s = setup();
     // CAN (0x18) then ST end any escape sequence the random bytes left open,
     // as `reset` would on a real terminal.
-    let script = "stty -echo; read go; head -c 5000000 /dev/urandom; \
-                  printf '\\030\\033\\\\\\nAFTER-%s\\n' FLOOD; exec cat >/dev/null";
-    let p = pane(&s, "bin", &["sh", "-c", script]);
+    let rest = "read go; head -c 5000000 /dev/urandom; \
+                printf '\\030\\033\\\\\\nAFTER-%s\\n' FLOOD; exec cat >/dev/null";
+    let p = pane_after(&s, "bin", "stty -echo", rest);
     let w = spawn_sub(&s, &p, &["wait-for", "s", &p, "AFTER-FLOOD", "--new", "--timeout", "40"]);
     type_line(&s, &p, "go");
     let d = finish(w, Duration::from_secs(40));
@@ -1445,8 +1457,14 @@ fn pane_tail_unfinished_last_lines() {
         (false, "printf 'hello\\n   '", "X-END\\n", "X-END", "helloX-END"),
         (false, "printf 'one\\ntwo\\n\\033[1;2H'", "X-END\\n", "X-END", "twoX-END"),
     ] {
-        let script = format!("stty -echo; {script}; read go; printf '{trigger_prints}'; read z");
-        let p = pane(&s, "tail", &["sh", "-c", &script]);
+        // (The script has printed before pane-tail starts: on the screen or,
+        // not yet read by tmux, in the relay's stream.)
+        let p = pane_after(
+            &s,
+            "tail",
+            &format!("stty -echo; {script}"),
+            &format!("read go; printf '{trigger_prints}'; read z"),
+        );
         let keeper = joined.then(|| spawn_sub(&s, &p, &["pane-stream", "s", &p]));
         let mut t = spawn(&s, &["pane-tail", "s", &p, "5"]);
         let rx = line_reader(t.stdout.take().unwrap());
