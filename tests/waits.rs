@@ -944,12 +944,11 @@ fn the_next_wait_takes_over_a_relay_whose_first_waiter_left() {
         std::thread::sleep(Duration::from_millis(4 * round)); // the moment of the kill, not a sync
         c.kill().unwrap();
         let _ = c.wait();
-        let w = spawn(&s, &["wait-for", "s", "%0", &format!("AFTER{round}$"), "--new", "--timeout", "10"]);
-        until("the next waiter subscribed", Duration::from_secs(10), || {
-            relay_of(&s, "%0").is_some_and(|r| subscribers(r) >= 1)
-        });
-        type_line(&s, "%0", &format!("echo AFT''ER{round}"));
-        let d = finish(w, Duration::from_secs(10));
+        // The next waiter listens, then types (`pane-exec --wait-for`): the
+        // relay's socket count cannot tell it subscribed, the killed
+        // waiter's connection may still be open in the relay.
+        let cmd = format!("echo AFT''ER{round}");
+        let d = ctb(&s, &["pane-exec", "s", "%0", &cmd, "--wait-for", &format!("^AFTER{round}$"), "--timeout", "10"]);
         assert_outcome(&d, "matched", 0);
     }
     nothing_left(&s, &["%0"], Duration::from_secs(1));
