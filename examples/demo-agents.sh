@@ -9,13 +9,15 @@
 # Environment (all optional): CTB (the binary), CTB_DEMO_SOCKET (tmux -L
 # name, default ctb-demo-agents), CTB_DEMO_AGENTS (how many, default 4),
 # CTB_DEMO_JOB_TIMEOUT (seconds a job waits for its start signal, default
-# 30, so sessions end by themselves even if this script is SIGKILLed).
+# 30, so sessions end by themselves even if this script is SIGKILLed),
+# CTB_DEMO_STEP (seconds per work step, default 0.2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CTB=${CTB:-./target/release/ctb}
 SOCK=${CTB_DEMO_SOCKET:-ctb-demo-agents}
 AGENTS=${CTB_DEMO_AGENTS:-4}
 JOB_TIMEOUT=${CTB_DEMO_JOB_TIMEOUT:-30}
+STEP=${CTB_DEMO_STEP:-0.2}
 ctb() { "$CTB" -L "$SOCK" -f /dev/null "$@"; }
 
 sessions=()
@@ -35,13 +37,13 @@ wait_for() { (set +o pipefail; timeout 10 tail -n +1 -f "$1" | grep -q -m1 -- "$
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "ctb session-create: $AGENTS agents, agent i works 3*i steps of 0.2 s (each waits for its start signal)"
+say "ctb session-create: $AGENTS agents, agent i works 3*i steps of $STEP s (each waits for its start signal)"
 for i in $(seq 1 "$AGENTS"); do
   # One start channel per agent: a signal sent before its job waits is
   # kept by tmux for that job alone.
   ctb session-create "agent-$i-$$" -- sh -c \
-    'timeout "$1" tmux wait-for "$2"; for j in $(seq "$3"); do echo "work $j"; sleep 0.2; done' \
-    sh "$JOB_TIMEOUT" "agents-go-$$-$i" "$((3 * i))"
+    'timeout "$1" tmux wait-for "$2"; for j in $(seq "$3"); do echo "work $j"; sleep "$4"; done' \
+    sh "$JOB_TIMEOUT" "agents-go-$$-$i" "$((3 * i))" "$STEP"
 done
 
 say "ctb watch ${sessions[*]} (events appear as they happen)"

@@ -272,7 +272,7 @@ fn a_stopped_daemon_gets_a_true_and_bounded_answer() {
     let t = Instant::now();
     let st = s.ok(&["daemon", "status"]);
     assert!(st["running"] == true && st["responding"] == false && st["pid"] == pid, "{st}");
-    assert!(t.elapsed() < Duration::from_secs(5), "status took {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(9), "status took {:?}", t.elapsed()); // bounded, not a hang
     let t = Instant::now();
     let v = s.ok(&["session-create", "b"]);
     let took = t.elapsed();

@@ -882,7 +882,7 @@ fn daemon_start_stops_at_once_with_nothing_to_watch() {
         // (A stalled daemon also stalls `daemon start`'s final status
         // request: its loop is blocked.)
         assert!(
-            took < Duration::from_secs(5),
+            took < Duration::from_secs(9), // not the gate's 10 s
             "round {round}: `daemon start` then `daemon wait` took {took:?}\n{}",
             diagnose(&s)
         );

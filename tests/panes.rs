@@ -298,7 +298,17 @@ fn keys_status_running_and_dead() {
     // C-c ends it; the shell is idle again (it signals once back).
     s.ok(&["pane-keys", "k", &id, "C-c"]);
     run_in(&s, "k", &id, "true", "back");
-    assert_eq!(s.ok(&["pane-status", "k", &id])["running"], false);
+    // The channel fires from the `tmux wait-for` job; the shell takes the
+    // terminal back a moment later (nothing notifies it: deadline).
+    let t = std::time::Instant::now();
+    let st = loop {
+        let st = s.ok(&["pane-status", "k", &id]);
+        if st["running"] == false || t.elapsed() > DEADLINE {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(st["running"], false, "{st}");
     // Unknown key names: an error, nothing typed.
     let e = err(&s, &["pane-keys", "k", &id, "Enter", "Entr"]);
     assert!(e.contains("Entr") && e.contains("nothing was sent"), "{e}");

@@ -583,7 +583,9 @@ fn plan5_leaks_1000_cycles_in_one_daemon() {
 #[test]
 fn demo_agents_daemon_outlives_all_but_last() {
     let s = TmuxServer::new();
-    let demo = Demo::start(&s, "demo-agents.sh", &[]);
+    // Steps of 0.5 s: 1.5 s between the first agent's end and the
+    // second's, for the mid-run `daemon status` on a loaded machine.
+    let demo = Demo::start(&s, "demo-agents.sh", &[("CTB_DEMO_STEP", "0.5")]);
     let pid = demo.pid();
     let (code, lines, stderr) = demo.finish();
     assert_eq!(code, Some(0), "{lines:#?}\n{stderr}");

@@ -150,6 +150,9 @@ fn type_line(s: &TmuxServer, p: &str, text: &str) {
 }
 
 /// Nothing of ctb is left on this server: no relay, no pipe on `panes`.
+/// (After a SIGKILL the promise is 1 s; after a wait that ended
+/// normally the relay lingers 250 ms then runs a tmux client, which a
+/// loaded machine may start late: 3 s there.)
 fn nothing_left(s: &TmuxServer, panes: &[&str], within: Duration) {
     until("no relay left", within, || relays(s).is_empty());
     for p in panes {
@@ -185,7 +188,7 @@ fn matched_from_screen_and_from_stream() {
     // The bridge's spelling finds it too.
     let d = ctb(&s, &["pane-watch-timeout", "s", "%0", "STREAM-42", "5"]);
     assert_outcome(&d, "matched", 0);
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
 }
 
 #[test]
@@ -235,6 +238,22 @@ fn quiet_is_timed_from_the_last_output() {
     assert!(t.elapsed() >= Duration::from_millis(1000), "quiet too early: {:?} {}", t.elapsed(), d.v);
 }
 
+/// The quiet clock starts once the relay has taken the wait in: a relay
+/// slow to start (fault-injected, 1.5 s) must not make a pane printing
+/// every 50 ms look quiet (it did: "quiet" one --quiet span after start).
+#[test]
+fn quiet_waits_for_a_slow_relay() {
+    let s = TmuxServer::new();
+    let mut c = s.ctb();
+    c.env("CTB_TEST_RELAY_START_DELAY_MS", "1500").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
+    assert!(c.output().unwrap().status.success());
+    type_line(&s, "%0", "for i in $(seq 60); do echo tick; sleep 0.05; done; echo LOOP''-END");
+    let d = ctb(&s, &["wait-for", "s", "%0", "NEVER-SEEN", "--new", "--quiet", "1000", "--timeout", "30"]);
+    assert_outcome(&d, "quiet", 0);
+    let screen = s.tmux_ok(&["capture-pane", "-p", "-t", "%0"]);
+    assert!(screen.lines().any(|l| l == "LOOP-END"), "quiet while the pane still printed: {}\n{screen}", d.v);
+}
+
 #[test]
 fn pane_wait_reports_exit_status_and_signal() {
     let s = setup();
@@ -263,14 +282,14 @@ fn pane_wait_reports_exit_status_and_signal() {
     assert_eq!(d.v["signal"], 9, "{}", d.v);
     assert_ne!(d.v["exit_status"], 137, "{}", d.v);
     // A shell pane: pane-wait returns when its foreground command ends.
-    type_line(&s, "%0", "sleep 0.4");
+    type_line(&s, "%0", "sleep 2");
     until("sleep in the foreground", Duration::from_secs(5), || {
         s.tmux_ok(&["display-message", "-p", "-t", "%0", "#{pane_current_command}"]) == "sleep"
     });
     let d = ctb(&s, &["pane-wait", "s", "%0", "--timeout", "10"]);
     assert_outcome(&d, "exited", 0);
     assert_eq!(d.v["ended"], "foreground", "{}", d.v);
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
 }
 
 /// Whether the tmux under test is 3.3 (3.3a).
@@ -309,11 +328,13 @@ fn timeout_exits_124() {
     assert_eq!(d.v["status"], "error");
     assert!(d.v["error"].as_str().unwrap().starts_with("timeout"), "{}", d.v);
     assert!(d.took >= Duration::from_millis(300), "{:?}", d.took);
-    assert!(d.took < Duration::from_secs(3), "{:?}", d.took);
+    // (Upper bounds here and below tell an answer from a hang, with room
+    // for a loaded machine.)
+    assert!(d.took < Duration::from_secs(9), "{:?}", d.took);
     let d = ctb(&s, &["wait-for", "s", "%0", "NOT-THERE", "--timeout", "0"]);
     assert_outcome(&d, "timeout", 124);
     assert!(d.v["error"].as_str().unwrap().starts_with("timeout"), "{}", d.v);
-    assert!(d.took < Duration::from_secs(2), "{:?}", d.took);
+    assert!(d.took < Duration::from_secs(9), "{:?}", d.took);
     let d = ctb(&s, &["pane-watch-timeout", "s", "%0", "NOT-THERE", "0.2"]);
     assert_outcome(&d, "timeout", 124);
     let d = ctb(&s, &["pane-exec", "s", "%0", "true", "--wait-for", "NOT-THERE", "--timeout", "0.2"]);
@@ -328,7 +349,7 @@ fn timeout_exits_124() {
     let d = ctb(&s, &["pane-wait", "s", "%0", "--timeout", "0.2"]);
     assert_outcome(&d, "timeout", 124);
     s.tmux_ok(&["send-keys", "-t", "%0", "C-c"]);
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
 }
 
 /// Kills pane `p` (`kill-pane`) or its session (`kill-session`) during a
@@ -351,7 +372,7 @@ fn kill_during_wait(session_kill: bool) -> Done {
     }
     let d = finish(w, Duration::from_secs(10));
     assert!(s.has_session("=s"));
-    until("no relay left", Duration::from_secs(1), || relays(&s).is_empty());
+    until("no relay left", Duration::from_secs(3), || relays(&s).is_empty());
     d
 }
 
@@ -407,7 +428,7 @@ fn server_gone_when_the_server_is_killed() {
     // The stream ends too (the pane closed).
     let d = finish(st, Duration::from_secs(10));
     assert_eq!(d.code, 0, "{}", d.v);
-    until("no relay left", Duration::from_secs(1), || relays(&s).is_empty());
+    until("no relay left", Duration::from_secs(3), || relays(&s).is_empty());
 }
 
 // ------------------------------------------------------------------ no gaps
@@ -608,7 +629,7 @@ fn back_to_back(n: usize) {
         let want = if i % 10 == 0 { format!("r{i} 7769;ctb;E") } else { format!("r{i}") };
         assert_eq!(d.v["output"], want, "run {i}: {}", d.v);
     }
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
 }
 
 #[test]
@@ -685,6 +706,22 @@ fn pane_exec_wait_for_counts_only_new_output() {
     assert_outcome(&d, "quiet", 0);
 }
 
+/// Keys typed while a command still runs come back twice: the terminal
+/// echoes them at once, the shell's line editor again after its prompt
+/// (as right after a `run`). Neither echo is the command's output.
+#[test]
+fn pane_exec_skips_both_echoes_of_keys_typed_ahead() {
+    let s = setup();
+    type_line(&s, "%0", "sleep 1");
+    until("sleep in the foreground", Duration::from_secs(5), || {
+        s.tmux_ok(&["display-message", "-p", "-t", "%0", "#{pane_current_command}"]) == "sleep"
+    });
+    let d = ctb(&s, &["pane-exec", "s", "%0", "echo TYPED-AHEAD", "--wait-for", "TYPED-AHEAD", "--timeout", "10"]);
+    assert_outcome(&d, "matched", 0);
+    assert_eq!(d.v["output"], "TYPED-AHEAD", "{}", d.v);
+    assert_eq!(d.v["source"], "stream");
+}
+
 // ----------------------------------------------------------------- streams
 
 #[test]
@@ -748,11 +785,13 @@ fn another_panes_wait_during_a_flood() {
     let data = s.runtime.join("flood.b64");
     let st = Command::new("sh")
         .arg("-c")
-        .arg(format!("head -c 15000000 /dev/urandom | base64 > '{}'", data.display()))
+        .arg(format!("head -c 3000000 /dev/urandom | base64 > '{}'", data.display()))
         .status()
         .unwrap();
     assert!(st.success());
-    let rest = format!("read go; cat '{}'; printf 'FLOOD''END\\n'; read x", data.display());
+    // A flood with no end (the file again and again): the other pane's
+    // wait is answered while it runs, however slow the machine.
+    let rest = format!("read go; while :; do cat '{}'; done", data.display());
     let p = pane_after(&s, "flood", "stty -echo", &rest);
     let got_file = s.runtime.join("got.txt");
     let mut stream = s
@@ -765,24 +804,21 @@ fn another_panes_wait_during_a_flood() {
     subscribed(&s, &p, 1);
     let w = spawn_sub(&s, "%0", &["wait-for", "s", "%0", "^OTHER$", "--new", "--timeout", "30"]);
     type_line(&s, &p, "go");
-    until("the flood under way", Duration::from_secs(10), || {
-        std::fs::metadata(&got_file).map(|m| m.len()).unwrap_or(0) > 2_000_000
-    });
+    let streamed = || std::fs::metadata(&got_file).map(|m| m.len()).unwrap_or(0);
+    until("the flood under way", Duration::from_secs(10), || streamed() > 2_000_000);
     let t = Instant::now();
     s.tmux_ok(&["send-keys", "-t", "%0", "echo OTH''ER", "Enter"]);
     let sent = t.elapsed();
     let d = finish(w, Duration::from_secs(30));
-    let flood_running = std::fs::read(&got_file).map(|b| !b.windows(8).any(|w| w == b"FLOODEND")).unwrap_or(true);
-    eprintln!(
-        "other pane during the flood: send-keys took {sent:?}, wait-for returned {:?} after it (flood still running: {flood_running})",
-        d.took
-    );
+    eprintln!("other pane during the flood: send-keys took {sent:?}, wait-for returned {:?} after it", d.took);
+    // Answered during the flood: another pane's flood holds nothing up.
+    // (How fast is measured in `make bench`, bench/waits.sh: a timed
+    // assertion here would fail on a loaded machine, where tmux's own
+    // send-keys took 84 ms.)
     assert_outcome(&d, "matched", 0);
-    // Answered while the flood still runs: another pane's flood holds
-    // nothing up. (How fast is measured in `make bench`, bench/waits.sh:
-    // a timed assertion here would fail on a loaded machine, where tmux's
-    // own send-keys took 84 ms.)
-    assert!(flood_running, "the wait was answered only after the flood");
+    let at_answer = streamed();
+    until("the flood still streaming", Duration::from_secs(10), || streamed() > at_answer + 1_000_000);
+    s.tmux_ok(&["kill-pane", "-t", &p]);
     let _ = stream.kill();
     let _ = stream.wait();
 }
@@ -910,7 +946,7 @@ fn sigkill_of_a_waiter_or_stream_leaves_nothing() {
     until("one subscriber left", Duration::from_secs(1), || relay_of(&s, "%0").is_some_and(|r| subscribers(r) == 1));
     type_line(&s, "%0", "echo FIN''ISH");
     assert_outcome(&finish(b, Duration::from_secs(10)), "matched", 0);
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
     // No tmux client or session of ctb's.
     assert_eq!(s.tmux_ok(&["list-clients"]), "");
     assert_eq!(s.session_names(), vec!["s".to_owned()]);
@@ -951,7 +987,7 @@ fn the_next_wait_takes_over_a_relay_whose_first_waiter_left() {
         let d = ctb(&s, &["pane-exec", "s", "%0", &cmd, "--wait-for", &format!("^AFTER{round}$"), "--timeout", "10"]);
         assert_outcome(&d, "matched", 0);
     }
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
 }
 
 /// The path of pane `%n`'s relay lock (`/tmp/ctb-UID/LABEL-HASH.paneN.relay`,
@@ -990,9 +1026,9 @@ fn a_waiter_joining_a_relay_as_its_linger_ends_does_not_stall() {
         drop(lock);
         let d = finish(w, Duration::from_secs(10));
         assert_outcome(&d, "timeout", 124);
-        assert!(d.took < Duration::from_secs(3), "{:?}: {}", d.took, d.v);
+        assert!(d.took < Duration::from_secs(4), "{:?}: {}", d.took, d.v); // not the 5 s stall
     }
-    nothing_left(&s, &["%0"], Duration::from_secs(1));
+    nothing_left(&s, &["%0"], Duration::from_secs(3));
 }
 
 /// A mark left by a killed relay: the first waiter gives its relay the
@@ -1011,7 +1047,7 @@ fn a_killed_relays_mark_costs_one_wait_not_one_per_waiter() {
         let d = finish(w, Duration::from_secs(20));
         assert_eq!(d.code, 1, "{}", d.v);
         assert!(d.v["error"].as_str().unwrap_or_default().contains("pipe-pane"), "{}", d.v);
-        assert!(d.took < Duration::from_secs(8), "{:?}: {}", d.took, d.v);
+        assert!(d.took < Duration::from_secs(9), "{:?}: {}", d.took, d.v); // not 5 s per waiter
     }
     assert_eq!(s.tmux_ok(&["display-message", "-p", "-t", "%0", "#{@ctb-relay}"]), "", "the stale mark is removed");
     // The pane prints: tmux drops the dead pipe, and waits work again.
@@ -1033,6 +1069,8 @@ fn a_forged_mark_naming_another_panes_relay_is_not_ours() {
     assert!(c.output().unwrap().status.success());
     let p1 = pane(&s, "other", BASH);
     run_ok(&s, &p1, "echo ON''SCREEN");
+    // (run's relay gone first: the wait below starts its own slow relay.)
+    until("run's relay gone", Duration::from_secs(3), || relays(&s).is_empty());
     // Answered from the screen: %1's relay is left starting, its mark set.
     let d = ctb(&s, &["wait-for", "s", &p1, "ONSCREEN", "--timeout", "5"]);
     assert_outcome(&d, "matched", 0);
@@ -1069,10 +1107,10 @@ fn user_pipe(s: &TmuxServer) -> std::path::PathBuf {
 fn a_users_pipe_pane_makes_a_wait_fail() {
     let s = setup();
     user_pipe(&s);
-    let d = ctb(&s, &["wait-for", "s", "%0", "X", "--timeout", "2"]);
+    let d = ctb(&s, &["wait-for", "s", "%0", "X", "--timeout", "20"]);
     assert_eq!(d.code, 1, "{}", d.v);
     assert!(d.v["error"].as_str().unwrap().contains("pipe-pane"), "{}", d.v);
-    assert!(d.took < Duration::from_secs(2), "{:?}", d.took);
+    assert!(d.took < Duration::from_secs(9), "{:?}", d.took); // not the timeout
     assert!(relays(&s).is_empty());
 }
 
@@ -1125,8 +1163,8 @@ fn invalid_regex_fails_at_once_with_nothing_started() {
 fn unknown_pane_or_session_is_exit_1() {
     let s = setup();
     for args in [
-        vec!["wait-for", "s", "%999", "x", "--timeout", "5"],
-        vec!["wait-for", "nosuch", "%0", "x", "--timeout", "5"],
+        vec!["wait-for", "s", "%999", "x", "--timeout", "20"],
+        vec!["wait-for", "nosuch", "%0", "x", "--timeout", "20"],
         vec!["run", "s", "%999", "--", "true"],
         vec!["run", "nosuch", "%0", "--", "true"],
         vec!["pane-wait", "s", "%999"],
@@ -1137,7 +1175,7 @@ fn unknown_pane_or_session_is_exit_1() {
         let d = ctb(&s, &args);
         assert_eq!(d.code, 1, "{args:?}: {}", d.v);
         assert_eq!(d.v["status"], "error");
-        assert!(d.took < Duration::from_secs(2), "{args:?}: {:?}", d.took);
+        assert!(d.took < Duration::from_secs(9), "{args:?}: {:?}", d.took); // not the timeout
     }
     assert!(relays(&s).is_empty());
 }
@@ -1146,21 +1184,21 @@ fn unknown_pane_or_session_is_exit_1() {
 fn a_dead_pane_is_a_clean_error() {
     let s = setup();
     let p = pane(&s, "dead", &["sh", "-c", "echo last; exit 4"]);
-    let d = ctb(&s, &["pane-wait", "s", &p, "--timeout", "5"]);
+    let d = ctb(&s, &["pane-wait", "s", &p, "--timeout", "20"]);
     assert_outcome(&d, "exited", 0);
     until("pane dead", Duration::from_secs(5), || {
         s.tmux_ok(&["display-message", "-p", "-t", &p, "#{pane_dead}"]) == "1"
     });
     for args in [
-        vec!["wait-for", "s", &p, "NEVER", "--timeout", "5"],
-        vec!["run", "s", &p, "--timeout", "5", "--", "true"],
+        vec!["wait-for", "s", &p, "NEVER", "--timeout", "20"],
+        vec!["run", "s", &p, "--timeout", "20", "--", "true"],
         vec!["pane-stream", "s", &p],
-        vec!["pane-exec", "s", &p, "x", "--wait-for", "x", "--timeout", "5"],
+        vec!["pane-exec", "s", &p, "x", "--wait-for", "x", "--timeout", "20"],
     ] {
         let d = ctb(&s, &args);
         assert_eq!(d.code, 1, "{args:?}: {}", d.v);
         assert_eq!(d.v["status"], "error", "{args:?}: {}", d.v);
-        assert!(d.took < Duration::from_secs(2), "{args:?}: {:?}", d.took);
+        assert!(d.took < Duration::from_secs(9), "{args:?}: {:?}", d.took); // not the timeout
     }
     assert!(relays(&s).is_empty());
     assert_eq!(pane_pipe(&s, &p), "0");
@@ -1180,7 +1218,7 @@ fn binary_flood_then_a_match() {
     assert_outcome(&d, "matched", 0);
     assert_eq!(d.v["dropped_bytes"], 0);
     eprintln!("binary flood: matched after {} ms", d.v["elapsed_ms"]);
-    nothing_left(&s, &[&p], Duration::from_secs(1));
+    nothing_left(&s, &[&p], Duration::from_secs(3));
 }
 
 #[test]

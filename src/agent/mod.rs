@@ -3,7 +3,7 @@
 //! metadata on them (pane user options: the state lives in tmux, never in
 //! a file); and the waits and streams on their output, answered from the
 //! bytes the pane's program writes (`relay`, `tap`, `wait`), with the
-//! pure pieces apart (`frame`, `text`, `overlap`). One target resolver
+//! pure pieces apart (`frame`, `text`, `overlap`, `echo`). One target resolver
 //! ([`crate::tmux::resolve_pane`]) and one tmux command layer
 //! ([`crate::tmux::Server::run`]) for all of it.
 //!
@@ -12,6 +12,7 @@
 //! `cli/` (and later `mcp/`). Never called by `tmux/`, `watch/` or
 //! `daemon/`.
 
+pub mod echo;
 pub mod frame;
 pub mod keys;
 pub mod overlap;

@@ -304,11 +304,18 @@ pub async fn wait_for(
     }
     let deadline = spec.timeout.map(|t| started + t);
     let mut lines = Lines::new();
+    // The quiet clock starts once the relay has taken this wait in: a
+    // relay still starting (slow on a loaded machine) holds output that
+    // is already due.
+    if spec.quiet.is_some() {
+        tokio::select! {
+            r = tap.ready() => r?,
+            () = until(deadline) => return Ok(done(w, Outcome::Timeout, None, None, None)),
+        }
+    }
     let mut last_output = Instant::now();
-    // The terminal's echo of text ctb typed is not the program's output:
-    // the first line holding each typed line (in order) is skipped, and
-    // the unfinished line is not searched while an echo is still due.
-    let mut echo = spec.echo.iter().filter(|e| !e.trim().is_empty()).peekable();
+    // The terminal's echo of text ctb typed is not the program's output.
+    let mut echo = super::echo::Echo::new(&spec.echo);
     // A full-screen program (the alternate screen) draws with cursor
     // moves, not lines: while it is on, what is visible is searched,
     // captured again each time the pane prints.
@@ -350,14 +357,12 @@ pub async fn wait_for(
                 let mut texts: Vec<&str> = Vec::new();
                 for p in &pieces {
                     if let Piece::Line(l) = p {
-                        if echo.peek().is_some_and(|e| l.contains(e.as_str())) {
-                            echo.next();
-                        } else {
+                        if !echo.skip(l) {
                             texts.push(l);
                         }
                     }
                 }
-                if echo.peek().is_none() && !lines.partial().is_empty() {
+                if !lines.partial().is_empty() && echo.search_partial(lines.partial()) {
                     texts.push(lines.partial());
                 }
                 if let Some((o, line, m)) = check_batch(spec, texts.iter().copied()) {
@@ -679,7 +684,9 @@ pub async fn pane_wait(
     };
     let pane_fd = pidfd(pid as i32);
     if pane_fd.is_none() {
-        let f = fate_after_death(server, pane, session).await;
+        // Gone already: as when its pidfd fires, tmux may not have taken
+        // in its last output (and so not marked it dead) yet.
+        let f = flushed_fate(server, pane, session).await;
         return end(f.outcome(), Some("process"), Some(f));
     }
     // Exited already (a zombie tmux has not reaped yet): its status now.
