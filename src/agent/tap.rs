@@ -276,23 +276,16 @@ impl Tap {
 
     /// Waits until the relay has taken this tap in (the pane's bytes from
     /// the start of the pipe on reach it). Called by the first read.
+    /// Cancel-safe (a caller may give up on it for the pane's death and
+    /// call it again): the hello socket and the lock stay until the hello.
     pub async fn ready(&mut self) -> Result<()> {
-        let Some((listener, lock)) = self.pending.take() else { return Ok(()) };
-        self.accept(&listener).await?;
-        drop(lock);
+        let Some((listener, _)) = self.pending.as_ref() else { return Ok(()) };
+        if self.conn.is_none() {
+            self.conn = Some(accept(listener).await?);
+        }
+        self.hello().await?;
+        self.pending = None; // the pane's lock goes with it
         Ok(())
-    }
-
-    /// Takes the relay's connection on a hello socket, and its HELLO.
-    async fn accept(&mut self, listener: &tokio::net::UnixListener) -> Result<()> {
-        let conn = match tokio::time::timeout(HELLO_DEADLINE, listener.accept()).await {
-            Ok(Ok((conn, _))) if same_user(&conn) => conn,
-            Ok(Ok(_)) => bail!("a process of another user answered on ctb's hello socket"),
-            Ok(Err(e)) => return Err(e).context("waiting for the pane's relay"),
-            Err(_) => bail!("the pane relay did not start within {}s", HELLO_DEADLINE.as_secs()),
-        };
-        self.conn = Some(conn);
-        self.hello().await
     }
 
     /// Reads the relay's HELLO (within [`HELLO_DEADLINE`]).
@@ -423,7 +416,11 @@ async fn adopt(
         Err(lock) => lock,
     };
     let mut tap = Tap { conn: None, pending: None, buf: Vec::new() };
-    if let Err(e) = tap.accept(&listener).await {
+    let hello = async {
+        tap.conn = Some(accept(&listener).await?);
+        tap.hello().await
+    };
+    if let Err(e) = hello.await {
         // A relay that never came (killed, or a forged mark): its mark
         // goes (under the lock), so the waiters queued behind this one
         // fail at once rather than each waiting as long. The pipe stays.
@@ -441,6 +438,17 @@ async fn adopt(
         None => None,
     };
     Ok(Opened { tap, capture, joined: true })
+}
+
+/// Takes the relay's connection on a hello socket (within
+/// [`HELLO_DEADLINE`]); the HELLO is read from it next.
+async fn accept(listener: &tokio::net::UnixListener) -> Result<tokio::net::UnixStream> {
+    match tokio::time::timeout(HELLO_DEADLINE, listener.accept()).await {
+        Ok(Ok((conn, _))) if same_user(&conn) => Ok(conn),
+        Ok(Ok(_)) => bail!("a process of another user answered on ctb's hello socket"),
+        Ok(Err(e)) => Err(e).context("waiting for the pane's relay"),
+        Err(_) => bail!("the pane relay did not start within {}s", HELLO_DEADLINE.as_secs()),
+    }
 }
 
 /// `capture-pane -t PANE ARGS`, and whether its last line is unfinished.

@@ -296,6 +296,8 @@ pub async fn wait_for(
         w.elapsed = started.elapsed();
         w
     };
+    // The pane's process watched first: it may exit while the relay starts.
+    let mut death = Death::new(spec.pid.unwrap_or(0));
     if let Some(s) = screen {
         let text = super::text::strip(s);
         if let Some((o, line, m)) = check_batch(spec, text.lines()) {
@@ -320,7 +322,6 @@ pub async fn wait_for(
     // moves, not lines: while it is on, what is visible is searched,
     // captured again each time the pane prints.
     let mut alt = alternate_on(server, pane).await;
-    let mut death = Death::new(spec.pid.unwrap_or(0));
     let mut dying: Option<Fate> = None;
     loop {
         let quiet_at = spec.quiet.map(|q| last_output + q);
@@ -362,7 +363,7 @@ pub async fn wait_for(
                         }
                     }
                 }
-                if !lines.partial().is_empty() && echo.search_partial(lines.partial()) {
+                if !lines.partial().is_empty() && echo.search_partial() {
                     texts.push(lines.partial());
                 }
                 if let Some((o, line, m)) = check_batch(spec, texts.iter().copied()) {
@@ -611,16 +612,25 @@ pub struct Death {
     fd: Option<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>>,
     pid: u32,
     fired: bool,
+    /// The process was gone (reaped) before it could be watched: its
+    /// death is due at once (e.g. `pane-exec S P 'exit 3'`).
+    gone: bool,
 }
 
 impl Death {
     pub fn new(pid: u32) -> Death {
-        Death { fd: pidfd(pid as i32), pid, fired: false }
+        let fd = pidfd(pid as i32);
+        let gone = pid > 0 && fd.is_none() && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        Death { fd, pid, fired: false, gone }
     }
 
     /// Resolves once, when the process has exited; the zombie's status
     /// if it could still be read.
     pub async fn wait(&mut self) -> Option<Fate> {
+        if self.gone && !self.fired {
+            self.fired = true;
+            return None;
+        }
         if self.fired || self.fd.is_none() {
             return std::future::pending().await;
         }
