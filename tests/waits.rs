@@ -67,6 +67,17 @@ fn setup() -> TmuxServer {
     s
 }
 
+/// As [`setup`], with every relay of the server slow to start by `ms`
+/// (fault injection: the server, and so the relays it starts, inherit
+/// `CTB_TEST_RELAY_START_DELAY_MS`).
+fn setup_slow_relays(ms: u32) -> TmuxServer {
+    let s = TmuxServer::new();
+    let mut c = s.ctb();
+    c.env("CTB_TEST_RELAY_START_DELAY_MS", ms.to_string()).args(["session-create", "--no-watch", "s", "--"]).args(BASH);
+    assert!(c.output().unwrap().status.success());
+    s
+}
+
 /// A new pane in session `s` running `cmd`; its id.
 fn pane(s: &TmuxServer, label: &str, cmd: &[&str]) -> String {
     let mut args = vec!["pane-create", "s", label, "--"];
@@ -243,10 +254,7 @@ fn quiet_is_timed_from_the_last_output() {
 /// every 50 ms look quiet (it did: "quiet" one --quiet span after start).
 #[test]
 fn quiet_waits_for_a_slow_relay() {
-    let s = TmuxServer::new();
-    let mut c = s.ctb();
-    c.env("CTB_TEST_RELAY_START_DELAY_MS", "1500").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
-    assert!(c.output().unwrap().status.success());
+    let s = setup_slow_relays(1500);
     type_line(&s, "%0", "for i in $(seq 60); do echo tick; sleep 0.05; done; echo LOOP''-END");
     let d = ctb(&s, &["wait-for", "s", "%0", "NEVER-SEEN", "--new", "--quiet", "1000", "--timeout", "30"]);
     assert_outcome(&d, "quiet", 0);
@@ -258,10 +266,7 @@ fn quiet_waits_for_a_slow_relay() {
 /// fault-injected): `--quiet` does not take the dead pane for a quiet one.
 #[test]
 fn quiet_on_a_pane_dying_while_its_relay_starts_is_exited() {
-    let s = TmuxServer::new();
-    let mut c = s.ctb();
-    c.env("CTB_TEST_RELAY_START_DELAY_MS", "1500").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
-    assert!(c.output().unwrap().status.success());
+    let s = setup_slow_relays(1500);
     let p = pane(&s, "dies", &["sh", "-c", "sleep 0.5; echo bye; exit 3"]);
     let d = ctb(&s, &["wait-for", "s", &p, "NEVER-SEEN", "--new", "--quiet", "500", "--timeout", "20"]);
     assert_outcome(&d, "exited", 1);
@@ -982,10 +987,7 @@ fn sigkill_of_a_waiter_or_stream_leaves_nothing() {
 fn the_next_wait_takes_over_a_relay_whose_first_waiter_left() {
     // Relays slow to start (40 ms, as under load): the server, and so the
     // relays it starts, inherit the variable.
-    let s = TmuxServer::new();
-    let mut c = s.ctb();
-    c.env("CTB_TEST_RELAY_START_DELAY_MS", "40").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
-    assert!(c.output().unwrap().status.success());
+    let s = setup_slow_relays(40);
     run_ok(&s, "%0", "echo ON''SCREEN");
     for round in 0..15 {
         until("earlier relay gone", Duration::from_secs(2), || relays(&s).is_empty());
@@ -1083,10 +1085,7 @@ fn a_killed_relays_mark_costs_one_wait_not_one_per_waiter() {
 /// pane. The forged pane's wait fails at once, the other pane's works.
 #[test]
 fn a_forged_mark_naming_another_panes_relay_is_not_ours() {
-    let s = TmuxServer::new();
-    let mut c = s.ctb();
-    c.env("CTB_TEST_RELAY_START_DELAY_MS", "1500").args(["session-create", "--no-watch", "s", "--"]).args(BASH);
-    assert!(c.output().unwrap().status.success());
+    let s = setup_slow_relays(1500);
     let p1 = pane(&s, "other", BASH);
     run_ok(&s, &p1, "echo ON''SCREEN");
     // (run's relay gone first: the wait below starts its own slow relay.)
